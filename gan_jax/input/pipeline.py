@@ -1,0 +1,434 @@
+"""Batches of training images: ``create_dataset(config, ...)`` and ``validate(config)``.
+
+Two kinds of pipeline sit behind one :class:`Dataset` interface:
+
+* **In memory** (digits, npz, folder, and TFDS datasets up to ``TFDS_IN_MEMORY_BYTES`` at the
+  target size, e.g. mnist, fashion_mnist, cifar10): images are decoded once into a uint8
+  array. Epoch ``e`` visits the examples in the order of a permutation drawn from
+  ``numpy.random.default_rng([seed, e])``; global batch ``b`` of that epoch is positions
+  ``[b*B, (b+1)*B)`` of it, and process ``p`` takes the ``p``-th slice of ``B / process_count``
+  examples. So the processes' local batches together form exactly the global batch a
+  one-process run sees, and resuming at step ``k`` is index arithmetic (no decoding).
+  Each epoch drops ``N mod B`` examples (different ones each epoch). Every process holds the
+  whole (small) array; folders over ``MAX_IN_MEMORY_BYTES`` live in a disk-backed memmap.
+* **Streaming** (larger TFDS datasets: celeb_a, lsun): each process reads its own part of the
+  split (``tfds.split_for_jax_process``), and each epoch is its own deterministic tf.data
+  pipeline (file shuffle and shuffle buffer seeded by ``(seed, epoch, process)``), so a resume
+  at step ``k`` only decodes and drops the batches of the current epoch before ``k``
+  (``ds.skip``): at most one epoch of decoding, done before the first batch.
+
+Batches are float32 ``[local_batch, S, S, C]`` in [-1, 1] (``x / 127.5 - 1``).
+
+Notes:
+
+* In-memory sources shuffle with a full permutation; ``data.shuffle_buffer`` only applies to
+  streaming. The folder source decodes every file in every process (so all processes agree on
+  which files decode and hold equal shards); the decode is also the validation scan, so
+  ``Dataset.skipped`` is exact before the first step.
+* Optional ``config.data`` fields, read with defaults when absent: ``max_in_memory_bytes``
+  (folder; 2 GiB), ``cache_dir`` (folder memmap; system temp dir), ``tfds_in_memory_bytes``
+  (512 MiB), ``data_dir`` (TFDS), ``tf_threads`` (tf.data private thread pool; min(8, CPUs)).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+from absl import logging
+
+from gan_jax.input import sources
+from gan_jax.input.sources import DataError
+
+try:
+    import tensorflow as tf
+
+    # tf.data runs on the CPU; keep TensorFlow from reserving accelerator memory JAX needs.
+    # RuntimeError/ValueError: the TF runtime is already initialised; nothing to do then.
+    with contextlib.suppress(RuntimeError, ValueError):
+        tf.config.set_visible_devices([], "GPU")
+except ImportError:  # pragma: no cover - only the tfds source needs TensorFlow
+    tf = None
+
+SOURCES = sources.SOURCES
+
+# uint8 -> float32 in [-1, 1]; a table lookup is cheaper than the arithmetic on every pixel.
+_TO_FLOAT = (np.arange(256, dtype=np.float64) / 127.5 - 1.0).astype(np.float32)
+
+
+def _settings(config) -> tuple[str, int, int, str]:
+    source = str(sources.data_field(config, "source", "digits"))
+    size = int(sources.data_field(config, "image_size", 0))
+    channels = int(sources.data_field(config, "channels", 0))
+    crop = str(sources.data_field(config, "crop", "center"))
+    return source, size, channels, crop
+
+
+def validate(config) -> None:
+    """Cheap checks of ``config.data`` before anything is compiled or decoded.
+
+    Checks the source name, image size, channels and crop, that a folder exists and holds image
+    files, that an npz file holds ``npz_key``, and that a TFDS name is known.
+
+    Args:
+      config: the run's ConfigDict.
+
+    Raises:
+      DataError: with a message that names the offending field.
+    """
+    source, size, channels, crop = _settings(config)
+    if source not in SOURCES:
+        raise DataError(
+            f"data.source: unknown source '{source}'; choose one of {', '.join(SOURCES)}"
+        )
+    if size <= 0:
+        raise DataError(f"data.image_size: must be a positive integer, got {size}")
+    if channels not in (1, 3):
+        raise DataError(f"data.channels: must be 1 or 3, got {channels}")
+    if crop not in sources.CROPS:
+        raise DataError(f"data.crop: must be one of {', '.join(sources.CROPS)}, got '{crop}'")
+    if source == "folder":
+        sources.check_folder(config)
+    elif source == "npz":
+        sources.check_npz(config)
+    elif source == "tfds":
+        if tf is None:
+            raise DataError(
+                "data.source: 'tfds' needs tensorflow and tensorflow-datasets installed"
+            )
+        sources.tfds_builder(config)
+
+
+class Dataset:
+    """An endless stream of local batches, starting at global step ``start_step``.
+
+    Attributes:
+      num_examples: examples in the whole split (before process sharding, after skipped files).
+      steps_per_epoch: ``num_examples // batch_size``, at least 1.
+      batch_size: the global batch.
+      local_batch_size: ``batch_size // process_count``.
+      skipped: files that failed to decode (folder source; 0 otherwise).
+      failures: ``(path, reason)`` for each skipped file.
+      image_shape: ``(S, S, C)``.
+      start_step: the global step of the first batch.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_examples,
+        batch_size,
+        process_index,
+        process_count,
+        start_step,
+        image_shape,
+        skipped=0,
+        failures=(),
+    ):
+        self.num_examples = int(num_examples)
+        self.batch_size = int(batch_size)
+        self.process_index = int(process_index)
+        self.process_count = int(process_count)
+        self.local_batch_size = self.batch_size // self.process_count
+        self.steps_per_epoch = max(1, self.num_examples // self.batch_size)
+        self.start_step = int(start_step)
+        self.image_shape = tuple(image_shape)
+        self.skipped = int(skipped)
+        self.failures = list(failures)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+
+class ArrayDataset(Dataset):
+    """Batches drawn by index from a uint8 array held in memory (or a memmap)."""
+
+    def __init__(self, images: np.ndarray, *, seed: int, prefetch: int = 2, **kwargs):
+        super().__init__(num_examples=len(images), image_shape=images.shape[1:], **kwargs)
+        self.images = images
+        self.seed = int(seed)
+        self.prefetch = prefetch
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """Example indices of one epoch, the same in every process."""
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.seed >> 32 & 0xFFFFFFFF, epoch])
+        n = self.num_examples
+        # A dataset smaller than one batch is visited several times within its single step.
+        repeats = -(-self.batch_size // n)
+        return np.concatenate([rng.permutation(n) for _ in range(repeats)])
+
+    def local_indices(self, step: int, order: np.ndarray | None = None) -> np.ndarray:
+        """Indices of this process's examples at global ``step``."""
+        epoch, b = divmod(step, self.steps_per_epoch)
+        if order is None:
+            order = self.epoch_order(epoch)
+        begin = b * self.batch_size + self.process_index * self.local_batch_size
+        return order[begin : begin + self.local_batch_size]
+
+    def _batches(self) -> Iterator[np.ndarray]:
+        order_epoch, order = None, None
+        for step in itertools.count(self.start_step):
+            epoch = step // self.steps_per_epoch
+            if epoch != order_epoch:
+                order_epoch, order = epoch, self.epoch_order(epoch)
+            idx = self.local_indices(step, order)
+            yield np.take(_TO_FLOAT, self.images[idx])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.prefetch <= 0:
+            return self._batches()
+        return _prefetch(self._batches(), self.prefetch)
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _prefetch(iterator: Iterator, depth: int) -> Iterator:
+    """Runs ``iterator`` in a background thread, ``depth`` items ahead."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # re-raised in the consumer
+            q.put(_Failure(e))
+
+    threading.Thread(target=work, daemon=True, name="gan_jax_input_prefetch").start()
+
+    def consume():
+        try:
+            while True:
+                item = q.get()
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item
+        finally:
+            stop.set()
+
+    return consume()
+
+
+# ---------------------------------------------------------------------------------------------
+# TFDS
+
+
+def _tf_fit(image, size: int, channels: int, crop: str):
+    """TF twin of :func:`sources.fit_image` + :func:`sources.to_channels`; returns uint8."""
+    if image.shape[-1] == 4:  # drop alpha (TFDS image datasets are almost never RGBA)
+        image = image[..., :3]
+    if image.shape[-1] == 3 and channels == 1:
+        image = tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))
+    elif image.shape[-1] == 1 and channels == 3:
+        image = tf.image.grayscale_to_rgb(image)
+    if image.shape[0] == size and image.shape[1] == size:
+        return tf.cast(tf.clip_by_value(tf.round(tf.cast(image, tf.float32)), 0, 255), tf.uint8)
+    image = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    h = tf.cast(shape[0], tf.float64)
+    w = tf.cast(shape[1], tf.float64)
+    if crop == "center":
+        # torchvision Resize(size): the shorter side becomes `size`, the other int(size * l / s).
+        s = tf.constant(float(size), tf.float64)
+        new_h = tf.where(w <= h, tf.floor(s * h / w), s)
+        new_w = tf.where(w <= h, s, tf.floor(s * w / h))
+        new_h, new_w = tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
+        image = tf.image.resize(image, tf.stack([new_h, new_w]), "bilinear", antialias=True)
+        # CenterCrop: Python round(), i.e. half to even, which tf.round also does.
+        top = tf.cast(tf.round(tf.cast(new_h - size, tf.float64) / 2.0), tf.int32)
+        left = tf.cast(tf.round(tf.cast(new_w - size, tf.float64) / 2.0), tf.int32)
+        image = image[top : top + size, left : left + size]
+    else:
+        image = tf.image.resize(image, (size, size), "bilinear", antialias=True)
+    image = tf.ensure_shape(image, (size, size, channels))
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def _tf_options(config) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = True
+    threads = int(sources.data_field(config, "tf_threads", min(8, os.cpu_count() or 1)))
+    options.threading.private_threadpool_size = max(1, threads)
+    return options
+
+
+def _tfds_num_examples(builder, split: str) -> int:
+    try:
+        return int(builder.info.splits[split].num_examples)
+    except (KeyError, ValueError):
+        # No split metadata (tfds.testing.mock_data): count the records instead.
+        ds = builder.as_dataset(split=split, shuffle_files=False)
+        n = int(ds.cardinality().numpy())
+        return n if n >= 0 else sum(1 for _ in ds)
+
+
+def _load_tfds_array(config, builder, split, size, channels, crop) -> np.ndarray:
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = ds.map(
+        lambda ex: _tf_fit(ex["image"], size, channels, crop),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.batch(1024).with_options(_tf_options(config)).prefetch(2)
+    return np.concatenate(list(ds.as_numpy_iterator()), axis=0)
+
+
+class TfdsStreamDataset(Dataset):
+    """A TFDS split streamed through tf.data, one deterministic pipeline per epoch."""
+
+    def __init__(self, config, builder, split, *, seed, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.builder = builder
+        self.seed = int(seed)
+        import tensorflow_datasets as tfds
+
+        self.local_split = split
+        if self.process_count > 1:
+            self.local_split = tfds.split_for_jax_process(
+                split,
+                process_index=self.process_index,
+                process_count=self.process_count,
+                drop_remainder=True,
+            )
+
+    def epoch_seed(self, epoch: int) -> int:
+        seq = np.random.SeedSequence([self.seed & 0xFFFFFFFF, epoch, self.process_index])
+        return int(seq.generate_state(1)[0])
+
+    def epoch_dataset(self, epoch: int, skip: int = 0) -> tf.data.Dataset:
+        """This process's batches of one epoch, dropping its first ``skip`` batches."""
+        import tensorflow_datasets as tfds
+
+        size, channels = self.image_shape[0], self.image_shape[2]
+        crop = str(sources.data_field(self.config, "crop", "center"))
+        options = _tf_options(self.config)
+        seed = self.epoch_seed(epoch)
+        read_config = tfds.ReadConfig(shuffle_seed=seed, options=options)
+        ds = self.builder.as_dataset(
+            split=self.local_split, shuffle_files=True, read_config=read_config
+        )
+        ds = ds.map(
+            lambda ex: _tf_fit(ex["image"], size, channels, crop),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        buffer = int(sources.data_field(self.config, "shuffle_buffer", 10_000))
+        if buffer > 1:
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+        # repeat() so that a split smaller than a batch still fills one step.
+        ds = ds.repeat().batch(self.local_batch_size, drop_remainder=True)
+        ds = ds.take(self.steps_per_epoch)
+        if skip:
+            ds = ds.skip(skip)  # decodes the skipped batches: at most one epoch's worth
+        ds = ds.map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0)
+        return ds.with_options(options).prefetch(2)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        first_epoch, skip = divmod(self.start_step, self.steps_per_epoch)
+        for epoch in itertools.count(first_epoch):
+            ds = self.epoch_dataset(epoch, skip if epoch == first_epoch else 0)
+            yield from ds.as_numpy_iterator()
+
+
+def _create_tfds(config, common, size, channels, crop):
+    if tf is None:
+        raise DataError("data.source: 'tfds' needs tensorflow and tensorflow-datasets installed")
+    builder = sources.tfds_builder(config)
+    name = sources.data_field(config, "name", "")
+    split = str(sources.data_field(config, "split", "train"))
+    try:
+        builder.download_and_prepare()
+    except Exception as e:  # no network, missing manual download, ...
+        raise DataError(
+            f"data.name: TFDS dataset '{name}' is not prepared in {builder.data_dir} and could not "
+            f"be downloaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "prepare it with `tfds build` or use data.source='folder'/'npz'"
+        ) from e
+    try:
+        num_examples = _tfds_num_examples(builder, split)
+    except Exception as e:
+        raise DataError(f"data.split: split '{split}' of TFDS dataset '{name}': {e}") from e
+    if num_examples <= 0:
+        raise DataError(f"data.split: split '{split}' of TFDS dataset '{name}' is empty")
+    limit = int(sources.data_field(config, "tfds_in_memory_bytes", sources.TFDS_IN_MEMORY_BYTES))
+    if num_examples * size * size * channels <= limit:
+        logging.info("Decoding TFDS %s[%s] (%d images) into memory", name, split, num_examples)
+        images = _load_tfds_array(config, builder, split, size, channels, crop)
+        return ArrayDataset(images, seed=config.seed, **common)
+    logging.info("Streaming TFDS %s[%s] (%d images)", name, split, num_examples)
+    return TfdsStreamDataset(
+        config,
+        builder,
+        split,
+        seed=config.seed,
+        num_examples=num_examples,
+        image_shape=(size, size, channels),
+        **common,
+    )
+
+
+def create_dataset(config, *, process_index: int, process_count: int, start_step: int = 0):
+    """Builds this process's endless stream of training batches.
+
+    Args:
+      config: the run's ConfigDict (``seed``, ``batch_size`` (global), ``data.*``).
+      process_index: this process, ``jax.process_index()``.
+      process_count: all processes, ``jax.process_count()``.
+      start_step: global step of the first batch; the stream then equals the one a run from
+        step 0 yields from that step on.
+
+    Returns:
+      A :class:`Dataset`: iterate it for float32 ``[local_batch, S, S, C]`` arrays in [-1, 1];
+      it also carries ``num_examples``, ``steps_per_epoch``, ``local_batch_size`` and
+      ``skipped`` (files that failed to decode, counted before the first batch).
+
+    Raises:
+      DataError: the data cannot be used (missing, empty, nothing decodes, bad batch size).
+    """
+    validate(config)
+    source, size, channels, crop = _settings(config)
+    batch_size = int(config.batch_size)
+    if process_count < 1 or not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+    if batch_size < 1 or batch_size % process_count:
+        raise DataError(
+            f"batch_size: {batch_size} must be a positive multiple of the process count "
+            f"{process_count}"
+        )
+    if start_step < 0:
+        raise ValueError(f"start_step must be >= 0, got {start_step}")
+    common = dict(
+        batch_size=batch_size,
+        process_index=process_index,
+        process_count=process_count,
+        start_step=start_step,
+    )
+    if source == "tfds":
+        return _create_tfds(config, common, size, channels, crop)
+    failures = []
+    if source == "digits":
+        images = sources.load_digits_images(size, channels)
+    elif source == "npz":
+        images = sources.load_npz_images(config, size, channels, crop)
+    else:
+        images, failures = sources.load_folder_images(config, size, channels, crop)
+    logging.info("Data: %s, %d images of %s", source, len(images), images.shape[1:])
+    return ArrayDataset(
+        images, seed=config.seed, skipped=len(failures), failures=failures, **common
+    )

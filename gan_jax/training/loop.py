@@ -1,0 +1,302 @@
+"""The training loop: `train_and_evaluate(config, workdir) -> GANState`.
+
+train.py, the tests and the Colab notebook all call this one function. Running it again on
+the same workdir resumes: step, parameters, optimiser states, RNG and the data position
+come back from the latest checkpoint, so a resumed run ends where an uninterrupted one does.
+"""
+
+import contextlib
+import fcntl
+import logging as logging_std
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from clu import metric_writers, periodic_actions
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from gan_jax import config_lib, models
+from gan_jax import input as input_lib
+from gan_jax.sampling import images as images_lib
+from gan_jax.training import checkpoint as ckpt_lib
+from gan_jax.training import state as state_lib
+from gan_jax.training import step as step_lib
+
+SAMPLES_DIR = "samples"
+LOCK_FILE = ".lock"
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or gradient became NaN/Inf; the last good checkpoint is kept."""
+
+
+class WorkdirBusyError(RuntimeError):
+    """Another training process holds the workdir."""
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir: str, enabled: bool):
+    """Holds an exclusive lock on the workdir so two runs never write the same checkpoints."""
+    if not enabled:
+        yield
+        return
+    path = os.path.join(workdir, LOCK_FILE)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().strip() or "another process"
+            raise WorkdirBusyError(
+                f"workdir '{workdir}' is in use by {owner}; wait for it to end, stop it, "
+                "or choose another --workdir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class _StopSignal:
+    """Turns SIGTERM/SIGINT into a flag the loop checks, so it can save before exiting."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Off the main thread (some notebook runners) signals cannot be caught: skip.
+            with contextlib.suppress(ValueError):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _OwnInfoOnly(logging_std.Filter):
+    """Lets through warnings from everyone but INFO lines only from gan_jax and its CLIs."""
+
+    def filter(self, record):
+        path = record.pathname.replace(os.sep, "/")
+        return (
+            record.levelno >= logging_std.WARNING
+            or "/gan_jax/" in path
+            or path.endswith(("/train.py", "/sample.py", "/evaluate.py"))
+        )
+
+
+def quiet_library_logs():
+    """Hides orbax's and jax's INFO chatter (set GAN_JAX_VERBOSE=1 to see it)."""
+    if os.environ.get("GAN_JAX_VERBOSE"):
+        return
+    handler = logging.get_absl_handler()  # every record, absl's or Python logging's, ends here
+    if not any(isinstance(f, _OwnInfoOnly) for f in handler.filters):
+        handler.addFilter(_OwnInfoOnly())
+
+
+def num_train_steps(config, steps_per_epoch: int) -> int:
+    return config.num_steps if config.num_steps > 0 else config.num_epochs * steps_per_epoch
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _check_finite(state, config):
+    bad_step = int(jax.device_get(state.nonfinite_step))
+    if bad_step >= 0 and config.on_nonfinite == "stop":
+        raise NonFiniteError(
+            f"non-finite loss or gradient (NaN/Inf) at step {bad_step + 1}; the update was "
+            "not applied and training stopped. The last good checkpoint is kept. Try a lower "
+            "learning rate, or --config.on_nonfinite=skip to drop such updates."
+        )
+
+
+def _flatten(tree, prefix=""):
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _fixed_noise(config) -> jax.Array:
+    # Fixed across the run and across resumes, so successive grids show the same latents.
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A11)
+    return jax.random.normal(key, (config.num_sample_images, config.model.z_dim), jnp.float32)
+
+
+def train_and_evaluate(config, workdir: str) -> state_lib.GANState:
+    """Trains (or resumes) a GAN described by `config`, writing everything under `workdir`.
+
+    Args:
+      config: an ml_collections.ConfigDict like configs/dcgan.py's.
+      workdir: folder for checkpoints, config.json, TensorBoard events and sample PNGs.
+
+    Returns:
+      The final GANState (replicated over the mesh).
+    """
+    quiet_library_logs()
+    process_index, process_count = jax.process_index(), jax.process_count()
+    config_lib.validate(config, num_devices=jax.device_count(), num_processes=process_count)
+    is_chief = process_index == 0
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        if is_chief:
+            probe = os.path.join(workdir, ".write_test")
+            with open(probe, "w") as f:
+                f.write("ok")
+            os.remove(probe)
+    except OSError as e:
+        raise ckpt_lib.CheckpointError(
+            f"workdir '{workdir}' is not writable: {e.strerror or e}"
+        ) from None
+
+    with _workdir_lock(workdir, is_chief), _StopSignal() as stop:
+        return _train(config, workdir, stop, is_chief, process_index, process_count)
+
+
+def _train(config, workdir, stop, is_chief, process_index, process_count):
+    mesh = step_lib.make_mesh()
+    replicated = NamedSharding(mesh, P())
+    data_sharding = NamedSharding(mesh, P("data"))
+    logging.info(
+        "Mesh: %d devices (%s) over %d process(es); global batch %d",
+        jax.device_count(),
+        jax.devices()[0].platform,
+        process_count,
+        config.batch_size,
+    )
+
+    checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
+    init = jax.jit(lambda key: state_lib.create_state(config, key), out_shardings=replicated)
+    state = init(jax.random.PRNGKey(config.seed))
+    if checkpointer.latest_step() is not None:
+        state = checkpointer.restore(state)
+        logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
+    elif is_chief:
+        config_lib.save(config, workdir)
+    start_step = int(jax.device_get(state.step))
+
+    dataset = input_lib.create_dataset(
+        config, process_index=process_index, process_count=process_count, start_step=start_step
+    )
+    total = num_train_steps(config, dataset.steps_per_epoch)
+    logging.info(
+        "Data: %d examples (%d skipped as undecodable), %d steps/epoch; training %d steps",
+        dataset.num_examples,
+        dataset.skipped,
+        dataset.steps_per_epoch,
+        total,
+    )
+
+    # TensorBoard only: the console gets the one progress line below, not a second copy.
+    writer = metric_writers.MultiWriter(
+        [metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))] if is_chief else []
+    )
+    if start_step == 0:
+        writer.write_hparams(_flatten(config.to_dict()))
+    train_step = step_lib.jit_train_step(config, mesh)
+    generator, _ = models.build(config)
+    sample_fn = jax.jit(lambda variables, z: generator.apply(variables, z, train=False))
+    fixed_z = jax.device_put(_fixed_noise(config), replicated)
+    hooks = []
+    if is_chief:
+        hooks.append(
+            periodic_actions.ReportProgress(
+                num_train_steps=total, writer=writer, every_steps=config.log_every
+            )
+        )
+
+    def write_samples(step):
+        imgs = sample_fn(state_lib.sampling_params(state), fixed_z)
+        grid = images_lib.make_grid(jax.device_get(imgs))
+        if is_chief:
+            images_lib.save_png(grid, os.path.join(workdir, SAMPLES_DIR, f"step_{step:08d}.png"))
+            writer.write_images(step, {"samples": grid[None]})
+
+    data_iter = iter(dataset)
+    pending = []
+    t_log, step_log = time.perf_counter(), start_step
+    t_start = t_log
+    step = start_step
+    try:
+        while step < total:
+            local = next(data_iter)
+            batch = jax.make_array_from_process_local_data(data_sharding, local)
+            state, metrics = train_step(state, batch)
+            pending.append(metrics)  # device arrays: no host sync per step
+            step += 1
+            for hook in hooks:
+                hook(step)
+
+            stopping = stop.received is not None
+            if process_count > 1:
+                stopping = stopping or checkpointer.reached_preemption(step)
+            if step % config.log_every == 0 or step == total or stopping:
+                _check_finite(state, config)
+                summary = {
+                    k: float(np.mean([m[k] for m in jax.device_get(pending)])) for k in pending[0]
+                }
+                now = time.perf_counter()
+                rate = (step - step_log) / max(now - t_log, 1e-9)
+                summary["images_per_sec"] = rate * config.batch_size
+                writer.write_scalars(step, summary)
+                logging.info(
+                    "Epoch [%d/%d], Step [%d/%d], D_loss: %.4f, G_loss: %.4f, D(x): %.3f, "
+                    "D(G(z)): %.3f, %.1f img/s, ETA %s",
+                    (step - 1) // dataset.steps_per_epoch + 1,
+                    -(-total // dataset.steps_per_epoch),
+                    step,
+                    total,
+                    summary["d_loss"],
+                    summary["g_loss"],
+                    summary["d_real"],
+                    summary["d_fake"],
+                    summary["images_per_sec"],
+                    _format_eta((total - step) / max(rate, 1e-9)),
+                )
+                pending.clear()
+                t_log, step_log = now, step
+            if step % config.sample_every == 0 or step == total:
+                write_samples(step)
+            if stopping or step == total or step % config.checkpoint_every == 0:
+                _check_finite(state, config)
+                checkpointer.save(step, state, force=True)
+            if stopping:
+                logging.warning("Received %s: saved step %d, exiting.", stop.received, step)
+                break
+        checkpointer.wait()
+    finally:
+        # Whatever ends the loop, finish the saves already started and flush the logs.
+        with contextlib.suppress(Exception):
+            checkpointer.wait()
+        checkpointer.close()
+        writer.flush()
+        writer.close()
+    logging.info(
+        "Done: step %d in %.1f s; workdir %s", step, time.perf_counter() - t_start, workdir
+    )
+    return state

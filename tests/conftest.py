@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny configs that compile and train in seconds on 2 CPU cores."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+sys.path.insert(0, ROOT)
+
+
+def tiny_config(preset: str | None = None, **overrides):
+    """The default (digits) config shrunk to a few seconds of CPU: 16 px... 32 px, width 8."""
+    from configs import dcgan  # noqa: PLC0415
+
+    c = dcgan.get_config(preset)
+    c.batch_size = 8
+    c.num_epochs = 0
+    c.num_steps = 4
+    c.model.g_width = 8
+    c.model.d_width = 8
+    c.model.z_dim = 16
+    c.data.image_size = 32
+    c.log_every = 2
+    c.sample_every = 4
+    c.checkpoint_every = 2
+    c.num_sample_images = 4
+    c.data.shuffle_buffer = 64
+    for key, value in overrides.items():
+        node = c
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+    return c
+
+
+@pytest.fixture
+def config():
+    return tiny_config()
+
+
+def shared_path(*parts) -> str:
+    return os.path.join(SHARED, *parts)
