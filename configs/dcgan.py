@@ -42,7 +42,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.data.image_size = 32
     c.data.channels = 1
     c.data.crop = "none"  # center: resize the short side, then center-crop (torchvision)
-    c.data.shuffle_buffer = 10_000
+    c.data.shuffle_buffer = 10_000  # streaming TFDS sets only; in-memory sets shuffle fully
+    c.data.data_dir = ml_collections.config_dict.placeholder(str)  # TFDS data_dir
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "dcgan"
@@ -79,6 +80,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         c.num_epochs = 25
         c.model.g_width = 32
         c.model.d_width = 32
+        c.ema_decay = 0.99  # a 700-step run: average over the last ~100 steps
         c.log_every = 50
         c.sample_every = 200
         c.checkpoint_every = 200

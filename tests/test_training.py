@@ -47,16 +47,16 @@ def test_one_step_per_loss_updates_both_networks(loss):
     assert 0 < metrics["d_real"] < 1 and 0 < metrics["d_fake"] < 1
 
 
-def test_ema_follows_the_decay():
+@pytest.mark.parametrize("step, decay", [(0, 0.1), (1000, 0.9)])
+def test_ema_follows_the_decay_after_warmup(step, decay):
+    # Effective decay is min(ema_decay, (1 + step) / (10 + step)): 0.1 at step 0, then 0.9.
     config = tiny_config(ema_decay=0.9)
     state = state_lib.create_state(config, jax.random.PRNGKey(0))
-    new, _ = step_lib.jit_train_step(config, step_lib.make_mesh())(
-        jax.tree.map(jnp.copy, state), _batch(config)
-    )
-    for ema, old, now in zip(
-        _leaves(new.ema_params), _leaves(state.g_params), _leaves(new.g_params)
-    ):
-        np.testing.assert_allclose(ema, 0.9 * old + 0.1 * now, rtol=1e-5, atol=1e-7)
+    state = state.replace(step=jnp.asarray(step, jnp.int32))
+    old_g = _leaves(state.g_params)
+    new, _ = step_lib.jit_train_step(config, step_lib.make_mesh())(state, _batch(config))
+    for ema, old, now in zip(_leaves(new.ema_params), old_g, _leaves(new.g_params)):
+        np.testing.assert_allclose(ema, decay * old + (1 - decay) * now, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("mode", ["stop", "skip"])

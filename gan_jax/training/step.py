@@ -118,7 +118,12 @@ def train_step(state: GANState, batch: jax.Array, *, config, data_sharding=None)
 
     ema = state.ema_params
     if config.ema_decay > 0:
-        ema = optax.incremental_update(new_g_params, ema, step_size=1.0 - config.ema_decay)
+        # Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the average
+        # follows G closely instead of holding on to the random initialisation for ~1/(1-decay)
+        # steps.
+        t = state.step.astype(jnp.float32)
+        decay = jnp.minimum(config.ema_decay, (1.0 + t) / (10.0 + t))
+        ema = optax.incremental_update(new_g_params, ema, step_size=1.0 - decay)
 
     finite = d_grad_ok & _all_finite(g_grads) & jnp.isfinite(g_loss)
     new_state = state.replace(

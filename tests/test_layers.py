@@ -1,0 +1,151 @@
+"""Exact-convolution layers: every formulation equals `lax` and PyTorch, values and gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.models import layers
+
+TORCH_REASON = "torch (CPU, ==2.13.0) is an optional test dependency for PyTorch parity checks"
+
+
+def _rand(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _value_and_grads(fn, x, kernel, cot):
+    """fn(x, kernel), and the gradients of <fn(x, kernel), cot> wrt x and kernel."""
+    y, vjp = jax.vjp(fn, jnp.asarray(x), jnp.asarray(kernel))
+    gx, gk = vjp(jnp.asarray(cot))
+    return np.asarray(y), np.asarray(gx), np.asarray(gk)
+
+
+def _assert_close(actual, expected, rtol=1e-5):
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+# Odd, non-square spatial sizes catch swapped axes and off-by-one taps.
+CT_X, CT_K = (2, 5, 6, 3), (4, 4, 3, 4)
+CONV_X, CONV_K = (2, 6, 8, 3), (4, 4, 3, 4)
+
+
+@pytest.mark.parametrize("impl", [i for i in layers.CONV_TRANSPOSE_IMPLS if i != "lax"])
+def test_conv_transpose_impls_match_lax(impl):
+    x, k, cot = _rand(CT_X, 0), _rand(CT_K, 1), _rand((2, 10, 12, 4), 2)
+    ref = _value_and_grads(lambda a, b: layers.conv_transpose_4x4_s2(a, b, "lax"), x, k, cot)
+    got = _value_and_grads(lambda a, b: layers.conv_transpose_4x4_s2(a, b, impl), x, k, cot)
+    for g, r in zip(got, ref, strict=True):
+        _assert_close(g, r)
+
+
+@pytest.mark.parametrize("impl", [i for i in layers.CONV_IMPLS if i != "lax"])
+def test_conv_impls_match_lax(impl):
+    x, k, cot = _rand(CONV_X, 0), _rand(CONV_K, 1), _rand((2, 3, 4, 4), 2)
+    ref = _value_and_grads(lambda a, b: layers.conv_4x4_s2(a, b, "lax"), x, k, cot)
+    got = _value_and_grads(lambda a, b: layers.conv_4x4_s2(a, b, impl), x, k, cot)
+    for g, r in zip(got, ref, strict=True):
+        _assert_close(g, r)
+
+
+def _torch_value_and_grads(torch, fn, x_nhwc, weight, cot_nhwc):
+    """PyTorch's fn(x NCHW, weight) and gradients, returned in NHWC and torch weight layout."""
+    x = torch.tensor(x_nhwc.transpose(0, 3, 1, 2), requires_grad=True)
+    w = torch.tensor(weight, requires_grad=True)
+    y = fn(x, w)
+    y.backward(torch.tensor(cot_nhwc.transpose(0, 3, 1, 2)))
+    to_nhwc = lambda t: t.detach().numpy().transpose(0, 2, 3, 1)
+    return to_nhwc(y), to_nhwc(x.grad), w.grad.numpy()
+
+
+@pytest.mark.parametrize("impl", layers.CONV_TRANSPOSE_IMPLS)
+def test_conv_transpose_matches_torch(impl):
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    x, w, cot = _rand(CT_X, 3), _rand((3, 4, 4, 4), 4), _rand((2, 10, 12, 4), 5)
+    fn = lambda a, b: torch.nn.functional.conv_transpose2d(a, b, stride=2, padding=1)
+    y_t, gx_t, gw_t = _torch_value_and_grads(torch, fn, x, w, cot)
+    kernel = w.transpose(2, 3, 0, 1)  # the documented layout
+    y, gx, gk = _value_and_grads(
+        lambda a, b: layers.conv_transpose_4x4_s2(a, b, impl), x, kernel, cot
+    )
+    _assert_close(y, y_t)
+    _assert_close(gx, gx_t)
+    _assert_close(gk, gw_t.transpose(2, 3, 0, 1))
+
+
+@pytest.mark.parametrize("impl", layers.CONV_IMPLS)
+def test_conv_matches_torch(impl):
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    x, w, cot = _rand(CONV_X, 3), _rand((4, 3, 4, 4), 4), _rand((2, 3, 4, 4), 5)
+    fn = lambda a, b: torch.nn.functional.conv2d(a, b, stride=2, padding=1)
+    y_t, gx_t, gw_t = _torch_value_and_grads(torch, fn, x, w, cot)
+    kernel = w.transpose(2, 3, 1, 0)
+    y, gx, gk = _value_and_grads(lambda a, b: layers.conv_4x4_s2(a, b, impl), x, kernel, cot)
+    _assert_close(y, y_t)
+    _assert_close(gx, gx_t)
+    _assert_close(gk, gw_t.transpose(2, 3, 1, 0))
+
+
+def test_dense_layers_match_torch_convs():
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    z, w_up = _rand((3, 5), 0), _rand((5, 6, 4, 4), 1)  # ConvTranspose2d(5, 6, 4, 1, 0)
+    ref = torch.nn.functional.conv_transpose2d(
+        torch.tensor(z[:, :, None, None]), torch.tensor(w_up)
+    )
+    params = {"params": {"kernel": w_up.transpose(2, 3, 0, 1)}}
+    got = layers.DenseToMap(6, 4).apply(params, jnp.asarray(z))
+    _assert_close(np.asarray(got), ref.numpy().transpose(0, 2, 3, 1))
+
+    x, w_down = _rand((3, 4, 4, 6), 2), _rand((1, 6, 4, 4), 3)  # Conv2d(6, 1, 4, 1, 0)
+    ref = torch.nn.functional.conv2d(torch.tensor(x.transpose(0, 3, 1, 2)), torch.tensor(w_down))
+    params = {"params": {"kernel": w_down.transpose(2, 3, 1, 0)}}
+    got = layers.MapToDense(1).apply(params, jnp.asarray(x))
+    _assert_close(np.asarray(got), ref.numpy().reshape(3, 1))
+
+
+def test_batchnorm_matches_torch_train_and_eval():
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    x = _rand((4, 3, 5, 6), 0) * 3 + 1
+    bn_t = torch.nn.BatchNorm2d(6)
+    with torch.no_grad():
+        bn_t.weight.copy_(torch.tensor(_rand((6,), 1)))
+        bn_t.bias.copy_(torch.tensor(_rand((6,), 2)))
+        bn_t.running_mean.copy_(torch.tensor(_rand((6,), 3)))
+        bn_t.running_var.copy_(torch.tensor(np.abs(_rand((6,), 4)) + 0.5))
+    vars_ = {
+        "params": {"scale": bn_t.weight.detach().numpy(), "bias": bn_t.bias.detach().numpy()},
+        "batch_stats": {"mean": bn_t.running_mean.numpy(), "var": bn_t.running_var.numpy()},
+    }
+    x_t = torch.tensor(x.transpose(0, 3, 1, 2))
+    bn = layers.BatchNorm()
+    _assert_close(
+        np.asarray(bn.apply(vars_, jnp.asarray(x), False)),
+        bn_t.eval()(x_t).detach().numpy().transpose(0, 2, 3, 1),
+    )
+    y, new = bn.apply(vars_, jnp.asarray(x), True, mutable=["batch_stats"])
+    y_t = bn_t.train()(x_t).detach().numpy().transpose(0, 2, 3, 1)
+    _assert_close(np.asarray(y), y_t, rtol=1e-4)
+    _assert_close(np.asarray(new["batch_stats"]["mean"]), bn_t.running_mean.numpy())
+    _assert_close(np.asarray(new["batch_stats"]["var"]), bn_t.running_var.numpy())
+
+
+def test_bfloat16_compute_keeps_float32_params():
+    x = jnp.asarray(_rand((2, 4, 4, 3), 0))
+    module = layers.ConvTranspose4x4S2(5, dtype=jnp.bfloat16)
+    variables = module.init(jax.random.key(0), x)
+    assert variables["params"]["kernel"].dtype == jnp.float32
+    y = module.apply(variables, x)
+    assert y.dtype == jnp.bfloat16
+    y32 = layers.ConvTranspose4x4S2(5).apply(variables, x)
+    _assert_close(np.asarray(y, np.float32), np.asarray(y32), rtol=2e-2)
+
+
+def test_unknown_impl_raises():
+    x, k = jnp.zeros((1, 4, 4, 2)), jnp.zeros((4, 4, 2, 3))
+    with pytest.raises(ValueError, match="impl"):
+        layers.conv_transpose_4x4_s2(x, k, "nope")
+    with pytest.raises(ValueError, match="impl"):
+        layers.conv_4x4_s2(x, k, "nope")
+    with pytest.raises(ValueError, match="even"):
+        layers.conv_4x4_s2(jnp.zeros((1, 5, 4, 2)), k, "fast")
