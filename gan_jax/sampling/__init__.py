@@ -1,0 +1,61 @@
+"""Sampling: load a trained generator, make images, grids, interpolations and videos.
+
+The same functions serve sample.py, the notebook and other programs:
+
+    from gan_jax import sampling
+    g = sampling.load_generator("runs/digits")              # latest checkpoint, EMA weights
+    grid = sampling.make_grid(sampling.generate_array(g, 64, seed=0))
+    sampling.save_png(grid, "grid.png")
+    z = sampling.latents(g.z_dim, 4, seed=1)                 # 4 key points
+    frames = sampling.render_frames(g, sampling.path(z, 60, loop=True))
+    sampling.save_gif(frames, "walk.gif", fps=24)
+"""
+
+from gan_jax.sampling.generation import (
+    BEST_DIR,
+    Generator,
+    SamplingError,
+    from_state,
+    generate,
+    generate_array,
+    latents,
+    latents_for_seeds,
+    load_generator,
+    render,
+)
+from gan_jax.sampling.images import make_grid, save_images, save_png, to_uint8
+from gan_jax.sampling.interpolate import lerp, path, slerp
+from gan_jax.sampling.video import (
+    auto_scale,
+    render_frames,
+    save_gif,
+    save_mp4,
+    save_strip,
+    upscale,
+)
+
+__all__ = [
+    "BEST_DIR",
+    "Generator",
+    "SamplingError",
+    "auto_scale",
+    "from_state",
+    "generate",
+    "generate_array",
+    "latents",
+    "latents_for_seeds",
+    "lerp",
+    "load_generator",
+    "make_grid",
+    "path",
+    "render",
+    "render_frames",
+    "save_gif",
+    "save_images",
+    "save_mp4",
+    "save_png",
+    "save_strip",
+    "slerp",
+    "to_uint8",
+    "upscale",
+]

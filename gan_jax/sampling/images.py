@@ -45,5 +45,35 @@ def save_png(image: np.ndarray, path: str):
         image = image[..., 0]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):  # a failed write leaves nothing behind
+            os.remove(tmp)
+
+
+def save_images(batches, folder: str, *, start: int = 0, digits: int = 6) -> list[str]:
+    """Writes each image of an iterable of uint8 [b, H, W, C] batches as `folder/NNNNNN.png`.
+
+    Batches are written as they arrive, so a generator of batches never has to fit in memory.
+
+    Args:
+      batches: iterable of image batches (e.g. `sampling.generate(...)`).
+      folder: output folder (created).
+      start: number of the first file.
+      digits: zero-padded width of the file numbers.
+
+    Returns:
+      The paths written, in order.
+    """
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    i = start
+    for batch in batches:
+        for image in np.asarray(batch):
+            path = os.path.join(folder, f"{i:0{digits}d}.png")
+            save_png(image if image.dtype == np.uint8 else to_uint8(image), path)
+            paths.append(path)
+            i += 1
+    return paths

@@ -1,0 +1,267 @@
+r"""Makes images and animations from a trained run: flags in, `gan_jax.sampling` does the work.
+
+The run's config is read from WORKDIR/config.json; nothing about the model is repeated here.
+
+  python sample.py --workdir=/tmp/dcgan_digits                        # 64-image grid PNG
+  python sample.py --workdir=/tmp/dcgan_digits --num=16 --cols=4 --seed=7 --truncation=1.5
+  python sample.py --workdir=/tmp/dcgan_digits --mode=images --num=10000 --out=/tmp/fakes
+  python sample.py --workdir=/tmp/dcgan_digits --mode=interpolate --seeds=1,2,3 --frames=90
+  python sample.py --workdir=/tmp/dcgan_digits --mode=walk --num=16 --frames=120 --format=gif
+
+Modes:
+  grid         one PNG of --num images, --cols per row (default: square).
+  images       --num PNGs (000000.png, ...) in the folder --out, written batch by batch.
+  interpolate  a path through the latents of --seeds (or --keys random points of --seed), from
+               the first to the last key, --frames frames, as --format (gif, mp4, strip).
+  walk         the same through --keys random points, closing the loop: it repeats seamlessly.
+  With --num > 1, interpolate and walk animate --num paths side by side in a grid.
+
+Default outputs go to WORKDIR/generated/ and are named after the mode, step and seed. Image i of
+--seed=S is always the same latent, so the same seed gives the same pixels (for the same
+--batch_size), and --seeds=S starts at image 0 of --seed=S's grid.
+"""
+
+import logging as logging_std
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only imported, never used here
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # silences its notice; TF computes nothing
+
+from absl import app, flags, logging
+
+MODES = ("grid", "images", "interpolate", "walk")
+FORMATS = ("gif", "mp4", "strip")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training run folder (config.json, checkpoints/).")
+flags.DEFINE_string("step", "latest", "Checkpoint: 'latest', a step number, or 'best'.")
+flags.DEFINE_bool("no_ema", False, "Use the raw generator weights instead of their EMA.")
+flags.DEFINE_enum("mode", "grid", MODES, "What to make.")
+flags.DEFINE_integer("num", None, "Images (grid, images) or parallel paths (interpolate, walk).")
+flags.DEFINE_integer("cols", None, "Grid columns (default: square); frames in the filmstrip.")
+flags.DEFINE_integer("seed", 0, "Latent seed: the same seed gives the same pixels.")
+flags.DEFINE_list("seeds", [], "interpolate: key points, one per seed (image 0 of its grid).")
+flags.DEFINE_integer("keys", None, "Random key points when --seeds is not given (2; walk 4).")
+flags.DEFINE_float("truncation", None, "Truncation trick: redraw latent entries with |z| > t.")
+flags.DEFINE_enum("interp", "slerp", ("slerp", "lerp"), "Interpolation: spherical or linear.")
+flags.DEFINE_integer("frames", 60, "Frames of an interpolation or walk.")
+flags.DEFINE_float("fps", 24.0, "Frames per second of GIF and MP4.")
+flags.DEFINE_list("format", list(FORMATS), "Animation outputs: gif, mp4, strip (any of them).")
+flags.DEFINE_integer("scale", None, "Nearest upscaling; default 1 (stills), >= 256 px (videos).")
+flags.DEFINE_integer("label", None, "Class label for a class-conditional model.")
+flags.DEFINE_integer("batch_size", 256, "Images per device call (bounds device memory).")
+flags.DEFINE_string("out", None, "grid: .png file; images: folder; animations: path stem.")
+flags.DEFINE_bool("overwrite", True, "Replace existing outputs.")
+
+
+class _QuietOrbax(logging_std.Filter):
+    """Drops orbax's read-only notices ('setting max_to_keep=None'): not news to a sampler."""
+
+    def filter(self, record):
+        path = record.pathname.replace(os.sep, "/")
+        return "/orbax/" not in path or record.levelno >= logging_std.ERROR
+
+
+def _fail(message: str, code: int = 2):
+    print(f"error: {message}", file=sys.stderr)
+    if "jax" in sys.modules:
+        # After a failed restore, orbax's background threads print 'Event loop is closed'
+        # tracebacks during interpreter shutdown. Nothing is pending here (every output is
+        # written and renamed before this point), so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _check_flags():
+    """Cheap checks first: no model is loaded for a request that cannot work."""
+    if not FLAGS.workdir:
+        _fail("--workdir is required (the training run to sample from)")
+    if FLAGS.num is not None and FLAGS.num < 1:
+        _fail(f"--num must be >= 1, got {FLAGS.num}")
+    if FLAGS.cols is not None and FLAGS.cols < 1:
+        _fail(f"--cols must be >= 1, got {FLAGS.cols}")
+    if FLAGS.batch_size < 1:
+        _fail(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
+    if FLAGS.truncation is not None and not FLAGS.truncation > 0:
+        _fail(f"--truncation must be > 0, got {FLAGS.truncation}")
+    if FLAGS.scale is not None and FLAGS.scale < 1:
+        _fail(f"--scale must be >= 1, got {FLAGS.scale}")
+    if FLAGS.mode in ("interpolate", "walk"):
+        if FLAGS.frames < 2:
+            _fail(f"--frames must be >= 2, got {FLAGS.frames}")
+        if not FLAGS.fps > 0:
+            _fail(f"--fps must be > 0, got {FLAGS.fps}")
+        bad = [f for f in FLAGS.format if f not in FORMATS]
+        if bad or not FLAGS.format:
+            _fail(f"--format takes any of {','.join(FORMATS)}, got {','.join(FLAGS.format)!r}")
+        if FLAGS.keys is not None and FLAGS.keys < 2:
+            _fail(f"--keys must be >= 2, got {FLAGS.keys}")
+        try:
+            seeds = [int(s) for s in FLAGS.seeds]
+        except ValueError:
+            _fail(f"--seeds must be integers separated by commas, got {','.join(FLAGS.seeds)!r}")
+        if seeds and len(seeds) < 2:
+            _fail("--seeds needs at least 2 seeds to interpolate between")
+        if seeds and FLAGS.num not in (None, 1):
+            _fail("--seeds makes one path; leave out --num (or use --keys for several)")
+    elif FLAGS.seeds:
+        _fail("--seeds is for --mode=interpolate or --mode=walk")
+
+
+def _writable_target(path: str, *, is_dir: bool):
+    """Fails unless `path` can be created: its nearest existing ancestor is a writable folder."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path) and not is_dir:
+        _fail(f"--out '{path}' is a folder; give a file name")
+    if os.path.exists(path) and is_dir and not os.path.isdir(path):
+        _fail(f"--out '{path}' is a file; give a folder for --mode=images")
+    if os.path.exists(path) and not FLAGS.overwrite:
+        _fail(f"'{path}' exists (--nooverwrite)")
+    probe = path if (is_dir and os.path.isdir(path)) else os.path.dirname(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        _fail(f"cannot write '{path}': '{probe}' is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        _fail(f"cannot write '{path}': no write permission in '{probe}'")
+
+
+def _outputs(step: int | None, use_ema: bool):
+    """The output path (grid: file, images: folder, animations: a dict format -> file)."""
+    tag = f"step{step}_seed{FLAGS.seed}" + ("" if use_ema else "_raw")
+    default_dir = os.path.join(FLAGS.workdir, "generated")
+    if FLAGS.mode == "grid":
+        path = FLAGS.out or os.path.join(default_dir, f"grid_{tag}.png")
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        _writable_target(path, is_dir=False)
+        return path
+    if FLAGS.mode == "images":
+        path = FLAGS.out or os.path.join(default_dir, f"images_{tag}")
+        _writable_target(path, is_dir=True)
+        return path
+    if FLAGS.seeds:
+        tag = f"step{step}_seeds{'-'.join(FLAGS.seeds)}" + ("" if use_ema else "_raw")
+    stem = FLAGS.out or os.path.join(default_dir, f"{FLAGS.mode}_{tag}")
+    root, ext = os.path.splitext(stem)
+    if ext.lower() in (".gif", ".mp4", ".png"):
+        stem = root
+    paths = {
+        "gif": stem + ".gif",
+        "mp4": stem + ".mp4",
+        "strip": stem + "_strip.png",
+    }
+    paths = {f: paths[f] for f in dict.fromkeys(FLAGS.format)}
+    for p in paths.values():
+        _writable_target(p, is_dir=False)
+    return paths
+
+
+def _run(handle, sampling):
+    import numpy as np  # noqa: PLC0415
+
+    label = FLAGS.label
+    if label is not None and not handle.conditional:
+        _fail(f"--label: the model in '{FLAGS.workdir}' is unconditional; drop --label")
+    if label is not None and not 0 <= label < handle.num_classes:
+        _fail(f"--label must be in [0, {handle.num_classes}), got {label}")
+    target = _outputs(handle.step, handle.use_ema)
+    video = FLAGS.mode in ("interpolate", "walk")
+    num = FLAGS.num or (1 if video else 64)
+    kwargs = {"truncation": FLAGS.truncation, "labels": label, "batch_size": FLAGS.batch_size}
+
+    if FLAGS.mode == "grid":
+        images = sampling.generate_array(handle, num, seed=FLAGS.seed, **kwargs)
+        grid = sampling.make_grid(sampling.upscale(images, FLAGS.scale or 1), cols=FLAGS.cols)
+        sampling.save_png(grid, target)
+        logging.info(
+            "Wrote a %d-image grid (%dx%d px) to %s", num, grid.shape[1], grid.shape[0], target
+        )
+        return
+    if FLAGS.mode == "images":
+        batches = sampling.generate(handle, num, seed=FLAGS.seed, **kwargs)
+        if FLAGS.scale and FLAGS.scale > 1:
+            batches = (sampling.upscale(b, FLAGS.scale) for b in batches)
+        paths = sampling.save_images(batches, target)
+        logging.info("Wrote %d PNGs to %s", len(paths), target)
+        return
+
+    if FLAGS.seeds:
+        seeds = [int(s) for s in FLAGS.seeds]
+        keys = sampling.latents_for_seeds(handle.z_dim, seeds, truncation=FLAGS.truncation)
+    else:
+        k = FLAGS.keys or (4 if FLAGS.mode == "walk" else 2)
+        z = sampling.latents(handle.z_dim, k * num, seed=FLAGS.seed, truncation=FLAGS.truncation)
+        keys = z.reshape(k, num, handle.z_dim)
+    path = sampling.path(keys, FLAGS.frames, method=FLAGS.interp, loop=FLAGS.mode == "walk")
+    frames = sampling.render_frames(
+        handle,
+        path,
+        cols=FLAGS.cols if num > 1 else None,
+        labels=label,
+        batch_size=FLAGS.batch_size,
+    )
+    if "strip" in target:
+        count = FLAGS.cols or min(FLAGS.frames, 10)
+        strip_scale = FLAGS.scale or sampling.auto_scale(max(frames.shape[1:3]), 128)
+        sampling.save_strip(sampling.upscale(frames, strip_scale), target["strip"], count=count)
+    scale = FLAGS.scale or sampling.auto_scale(max(frames.shape[1:3]))
+    big = sampling.upscale(frames, scale) if ("gif" in target or "mp4" in target) else None
+    if "gif" in target:
+        sampling.save_gif(big, target["gif"], fps=FLAGS.fps)
+    if "mp4" in target:
+        sampling.save_mp4(big, target["mp4"], fps=FLAGS.fps)
+    shape = np.asarray(big if big is not None else frames).shape
+    logging.info(
+        "Wrote %d frames (%dx%d px) to %s",
+        FLAGS.frames,
+        shape[2],
+        shape[1],
+        ", ".join(target.values()),
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    _check_flags()
+    if not os.path.isdir(FLAGS.workdir):
+        _fail(f"workdir '{FLAGS.workdir}' does not exist")
+    if FLAGS.out:
+        _outputs(None, True)  # an unwritable --out fails now, not after loading the model
+    # Imported here so that --help and flag errors answer before JAX and TF load.
+    from gan_jax import sampling  # noqa: PLC0415
+    from gan_jax.training import errors  # noqa: PLC0415
+    from gan_jax.training.loop import quiet_library_logs  # noqa: PLC0415
+
+    logging.set_verbosity(logging.INFO)
+    quiet_library_logs()
+    logging.get_absl_handler().addFilter(_QuietOrbax())
+    logging_std.getLogger().addFilter(_QuietOrbax())
+    step = FLAGS.step
+    try:
+        handle = sampling.load_generator(FLAGS.workdir, step, use_ema=not FLAGS.no_ema)
+        decay = float(handle.config.get("ema_decay", 0.0) or 0.0)
+        kind = "EMA" if handle.use_ema else "raw"
+        logging.info("Loaded step %d of %s (%s weights)", handle.step, FLAGS.workdir, kind)
+        if handle.use_ema and decay**handle.step > 0.1:
+            logging.warning(
+                "the EMA weights at step %d still hold %.0f%% of the initial weights "
+                "(ema_decay %g): images may look like noise; try --no_ema or train longer",
+                handle.step,
+                100 * decay**handle.step,
+                decay,
+            )
+        _run(handle, sampling)
+    except (*errors.USER_ERRORS, sampling.SamplingError) as e:
+        _fail(str(e), 2 if isinstance(e, sampling.SamplingError) else errors.exit_code(e))
+    except OSError as e:  # a disk that fills or a folder that vanishes while writing
+        where = f" '{e.filename}'" if e.filename else ""
+        _fail(f"cannot write{where}: {e.strerror or e}", 4)
+
+
+if __name__ == "__main__":
+    app.run(main)
