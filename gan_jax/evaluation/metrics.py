@@ -26,6 +26,12 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+# How each preprocessing resizes and normalises, for protocols (see inception.py).
+RESIZE_DESCRIPTIONS = {
+    "pytorch-fid": "bilinear to 299x299 (torch F.interpolate, align_corners=False), then 2x-1",
+    "tf": "bilinear to 299x299 (TF1 resize_bilinear, no half-pixel centres), then (x-128)/128",
+}
+
 IS_UNAVAILABLE = (
     "Inception Score needs the classifier logits; these weights (e.g. default_1.pt) have only "
     "pool3 features. Use pytorch-fid's pt_inception-2015-12-05 weights to get it."
@@ -249,7 +255,7 @@ def make_protocol(
 
     Args:
       weights: network weights name (`WeightsInfo.name`).
-      preprocessing: 'tf' or 'pytorch-fid' (resize + normalisation, see inception.py).
+      preprocessing: 'pytorch-fid' or 'tf' (resize + normalisation, see inception.py).
       num_samples: images the statistics were computed from.
       dataset, split, resolution: where the images came from.
       **extra: anything else worth recording (JSON-serialisable).
@@ -260,7 +266,7 @@ def make_protocol(
     return {
         "weights": weights,
         "preprocessing": preprocessing,
-        "resize": f"bilinear to 299 ({preprocessing})",
+        "resize": RESIZE_DESCRIPTIONS.get(preprocessing, preprocessing),
         "num_samples": int(num_samples),
         "dataset": dataset,
         "split": split,
@@ -345,6 +351,7 @@ def compute_metrics(
     kid_subset_size: int = 1000,
     pr_k: int = 3,
     seed: int = 0,
+    fid_method: str = "sqrtm",
 ) -> dict[str, Any]:
     """FID, KID, precision/recall and Inception Score of fakes against reals.
 
@@ -357,6 +364,7 @@ def compute_metrics(
       kid_subsets, kid_subset_size: KID subsets.
       pr_k: k for precision/recall.
       seed: KID subset draws.
+      fid_method: 'sqrtm' or 'eigh' (see `frechet_distance`).
 
     Returns:
       Dict with 'fid', 'kid', 'kid_std', 'precision', 'recall', 'is', 'is_std' (None where not
@@ -373,7 +381,9 @@ def compute_metrics(
     else:
         raise ValueError("give real_features or reference")
     out: dict[str, Any] = {
-        "fid": frechet_distance(mu_r, sigma_r, *compute_statistics(fake_features)),
+        "fid": frechet_distance(
+            mu_r, sigma_r, *compute_statistics(fake_features), method=fid_method
+        ),
         "kid": None,
         "kid_std": None,
         "precision": None,
@@ -385,7 +395,10 @@ def compute_metrics(
         out["kid"], out["kid_std"] = kernel_inception_distance(
             real, fake_features, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed
         )
-        out["precision"], out["recall"] = precision_recall(real, fake_features, k=pr_k)
+        if min(len(real), len(fake_features)) > pr_k:
+            out["precision"], out["recall"] = precision_recall(real, fake_features, k=pr_k)
+        else:
+            notes.append(f"precision/recall with k={pr_k} need more than {pr_k} samples per set")
     score = inception_score(fake_logits)
     if score is None:
         notes.append(IS_UNAVAILABLE)

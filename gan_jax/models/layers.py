@@ -52,12 +52,19 @@ Implementations (`impl`)
 ------------------------
   * 'lax': `lax.conv_general_dilated`, the direct definition (reference; also the choice on
     GPU/TPU, where cuDNN and the TPU compiler handle strided and dilated convolutions well).
-  * 'fast': the variant measured fastest on XLA:CPU: transposed conv = 'phase_dot',
-    strided conv = 'im2col_dot' (see `FAST`).
+  * 'fast': the variant measured fastest on XLA:CPU: transposed conv = 'scatter_dot',
+    strided conv = 's2d_dot' ('im2col_dot' for a layer with few input channels; see `FAST`).
+    The dot-based variants move the least memory when their big intermediate is on the
+    narrow side of the layer: the generator narrows (cout <= cin), so it scatters per input
+    pixel (16 * cout values); the discriminator widens, so it gathers (s2d_dot: 4 * cout per
+    s2d pixel, im2col_dot: 16 * cin per output pixel, whichever is smaller).
   * Transposed-conv variants: 'phase_conv' (four 2x2 `lax.conv`s), 'fused_conv' (one 3x3
     `lax.conv` with 4 * cout outputs), 'phase_dot' (four im2col `dot`s), 'fused_dot' (one
-    im2col `dot` with 4 * cout outputs).
-  * Strided-conv variants: 's2d_conv' (space-to-depth + 2x2 `lax.conv`), 'im2col_dot'.
+    im2col `dot` with 4 * cout outputs), 'scatter_dot' (one `dot` from cin to the 16 taps'
+    outputs per input pixel, then each output phase sums four shifted tap slices).
+  * Strided-conv variants: 's2d_conv' (space-to-depth + 2x2 `lax.conv`), 'im2col_dot',
+    's2d_dot' (space-to-depth, one `dot` to the four taps' outputs per s2d pixel, then the sum
+    of four shifted tap slices).
 
 The first generator layer (`ConvTranspose2d(z, c, k, 1, 0)` on a 1x1 input) and the last
 discriminator layer (`Conv2d(c, 1, k, 1, 0)` on a kxk input) are plain matrix products:
@@ -74,9 +81,19 @@ from jax import lax
 Dtype = jnp.dtype | str
 
 # What 'fast' means for each layer; chosen by bench measurements on XLA:CPU (see module doc).
-FAST = {"conv_transpose": "phase_dot", "conv": "im2col_dot"}
-CONV_TRANSPOSE_IMPLS = ("lax", "fast", "phase_conv", "fused_conv", "phase_dot", "fused_dot")
-CONV_IMPLS = ("lax", "fast", "s2d_conv", "im2col_dot")
+# The strided conv uses 'im2col_dot' instead when 4 * cout > 16 * cin (DCGAN's first D layer,
+# 3 -> 64 channels): there the im2col patches are smaller than s2d_dot's per-tap outputs.
+FAST = {"conv_transpose": "scatter_dot", "conv": "s2d_dot"}
+CONV_TRANSPOSE_IMPLS = (
+    "lax",
+    "fast",
+    "phase_conv",
+    "fused_conv",
+    "phase_dot",
+    "fused_dot",
+    "scatter_dot",
+)
+CONV_IMPLS = ("lax", "fast", "s2d_conv", "im2col_dot", "s2d_dot")
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -163,6 +180,23 @@ def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -
         # Channels are (rh, rw, o): y[m, n, (rh, rw, o)] -> out[2m + rh, 2n + rw, o].
         y = y.reshape(b, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
         return y.reshape(b, 2 * h, 2 * w, cout)
+    if impl == "scatter_dot":
+        # Scatter form: one dot makes every pixel's 16 taps, cols[b, h, w, kh, kw, o] =
+        # sum_i x[b, h, w, i] kernel[kh, kw, i, o]; then phase r sums, per axis, the taps
+        # a in {0, 1} of padded cols at offset r + a with kernel row 3 - r - 2a.
+        k = kernel.transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
+        cols = (x.reshape(b * h * w, cin) @ k).reshape(b, h, w, 4, 4, cout)
+        cp = jnp.pad(cols, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
+        phases = [
+            sum(
+                cp[:, rh + a : rh + a + h, rw + c : rw + c + w, 3 - rh - 2 * a, 3 - rw - 2 * c]
+                for a in (0, 1)
+                for c in (0, 1)
+            )
+            for rh in (0, 1)
+            for rw in (0, 1)
+        ]
+        return _depth_to_space(jnp.stack(phases).reshape(2, 2, b, h, w, cout), h, w)
     raise ValueError(
         f"unknown conv-transpose impl {impl!r}; expected one of {CONV_TRANSPOSE_IMPLS}"
     )
@@ -179,9 +213,10 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -> jax.Arra
     Returns:
       [B, H/2, W/2, cout], in the common dtype of `x` and `kernel`.
     """
-    impl = FAST["conv"] if impl == "fast" else impl
     b, h, w, cin = x.shape
     cout = kernel.shape[-1]
+    if impl == "fast":
+        impl = "im2col_dot" if 4 * cout > 16 * cin else FAST["conv"]
     if h % 2 or w % 2:
         raise ValueError(f"conv_4x4_s2 needs even height and width, got {h}x{w}")
     if impl == "lax":
@@ -197,6 +232,16 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -> jax.Arra
         # kernel[2a + th, 2c + tw, i, o] -> k[a, c, (th, tw, i), o]
         k = kernel.reshape(2, 2, 2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)
         return _conv(s, k.reshape(2, 2, 4 * cin, cout))
+    if impl == "s2d_dot":
+        # Space-to-depth, then the 2x2 stride-1 convolution in scatter form: one dot gives
+        # every s-pixel's four taps, full[b, j, l, (a, c, o)] = s[b, j, l] . k[a, c], and
+        # y[m, n] = sum_{a, c} full[m + a, n + c, a, c].
+        s = xp.reshape(b, ho + 1, 2, wo + 1, 2, cin).transpose(0, 1, 3, 2, 4, 5)
+        s = s.reshape(b * (ho + 1) * (wo + 1), 4 * cin)
+        # kernel[2a + th, 2c + tw, i, o] -> k[(th, tw, i), (a, c, o)]
+        k = kernel.reshape(2, 2, 2, 2, cin, cout).transpose(1, 3, 4, 0, 2, 5)
+        full = (s @ k.reshape(4 * cin, 4 * cout)).reshape(b, ho + 1, wo + 1, 2, 2, cout)
+        return sum(full[:, a : a + ho, c : c + wo, a, c] for a in (0, 1) for c in (0, 1))
     if impl == "im2col_dot":
         offsets = [(i, j) for i in range(4) for j in range(4)]
         return _patches(xp, offsets, (ho, wo), stride=2) @ kernel.reshape(16 * cin, cout)

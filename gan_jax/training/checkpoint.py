@@ -5,7 +5,10 @@ the middle of a save leaves no checkpoint that looks finished; such leftovers ar
 on restore and cleaned up.
 """
 
+import gc
 import os
+import re
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -18,15 +21,43 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be written or read; the message says which and why."""
 
 
-def checkpoint_dir(workdir: str) -> str:
-    return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+# Orbax writes through TensorStore, whose I/O failures (a full disk, a read-only mount) arrive
+# as ValueError("RESOURCE_EXHAUSTED: ... [os_error_code='28']") rather than OSError.
+_TENSORSTORE_STATUS = re.compile(
+    r"^(RESOURCE_EXHAUSTED|PERMISSION_DENIED|UNAVAILABLE|DATA_LOSS|FAILED_PRECONDITION|"
+    r"NOT_FOUND|ALREADY_EXISTS|ABORTED|INTERNAL|UNKNOWN): "
+)
+
+
+def _io_failure(error: Exception) -> str | None:
+    """The reason, if `error` is a failed disk write or read; None for anything else."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    text = str(error)
+    code = re.search(r"os_error_code='?(\d+)", text)
+    if code:
+        return os.strerror(int(code.group(1)))
+    if isinstance(error, ValueError) and _TENSORSTORE_STATUS.match(text):
+        return text.splitlines()[0][:300]
+    return None
+
+
+def checkpoint_dir(workdir: str, subdir: str = CHECKPOINT_DIR) -> str:
+    return os.path.join(os.path.abspath(workdir), subdir)
 
 
 class Checkpointer:
     """A thin wrapper over `ocp.CheckpointManager` with the run's save policy."""
 
-    def __init__(self, workdir: str, *, keep: int = 3, read_only: bool = False):
-        self.directory = checkpoint_dir(workdir)
+    def __init__(
+        self,
+        workdir: str,
+        *,
+        keep: int = 3,
+        read_only: bool = False,
+        subdir: str = CHECKPOINT_DIR,
+    ):
+        self.directory = checkpoint_dir(workdir, subdir)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             create=not read_only,
@@ -34,6 +65,8 @@ class Checkpointer:
             cleanup_tmp_directories=not read_only,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self._failed = False
+        self._checkpoint_bytes = None  # on-disk size of one checkpoint, once one exists
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -63,12 +96,51 @@ class Checkpointer:
     def reached_preemption(self, step: int) -> bool:
         return self.manager.reached_preemption(step)
 
+    def _require_space(self, step: int, state):
+        """Refuses a save that cannot fit before orbax starts writing it.
+
+        A write that fails half-way leaves orbax's threads logging tracebacks; a full disk
+        found here is one clean error. Single-process only: processes that disagreed here
+        would deadlock in the save's barriers.
+        """
+        if jax.process_count() > 1:
+            return
+        latest = self.latest_step()
+        if self._checkpoint_bytes is None and latest is not None:
+            self._checkpoint_bytes = sum(
+                os.path.getsize(os.path.join(d, f))
+                for d, _, files in os.walk(os.path.join(self.directory, str(latest)))
+                for f in files
+            )
+        need = self._checkpoint_bytes or sum(x.nbytes for x in jax.tree.leaves(state))
+        need += 64 * 1024  # metadata files
+        try:
+            free = shutil.disk_usage(self.directory).free
+        except OSError:
+            return
+        if free < need:
+            raise CheckpointError(
+                f"cannot write checkpoint step {step} to '{self.directory}': no space left on "
+                f"device ({free / 2**20:.1f} MiB free, a checkpoint needs about "
+                f"{need / 2**20:.1f} MiB); the last complete checkpoint (step {latest}) is kept"
+            )
+
     def save(self, step: int, state, *, force: bool = False) -> bool:
         try:
+            if force or self.manager.should_save(step):
+                # orbax's save() starts by waiting for the previous save anyway; waiting first
+                # lets the space check see the disk as that save left it.
+                self.manager.wait_until_finished()
+                self._require_space(step, state)
             saved = self.manager.save(step, args=ocp.args.StandardSave(state), force=force)
-        except OSError as e:
+        except Exception as e:  # this save, or the previous async one, failed
+            reason = _io_failure(e)
+            if reason is None:
+                raise
+            self._failed = True
             raise CheckpointError(
-                f"cannot write checkpoint step {step} to '{self.directory}': {e.strerror or e}"
+                f"cannot write checkpoint step {step} to '{self.directory}': {reason}; "
+                f"the last complete checkpoint (step {self.latest_step()}) is kept"
             ) from None
         if saved:
             logging.info("Saving checkpoint for step %d in %s", step, self.directory)
@@ -78,10 +150,24 @@ class Checkpointer:
         """Blocks until async saves are on disk; raises CheckpointError if one failed."""
         try:
             self.manager.wait_until_finished()
-        except OSError as e:
+        except Exception as e:
+            reason = _io_failure(e)
+            if reason is None:
+                raise
+            self._failed = True
             raise CheckpointError(
-                f"writing a checkpoint to '{self.directory}' failed: {e.strerror or e}"
+                f"writing a checkpoint to '{self.directory}' failed: {reason}; "
+                f"the last complete checkpoint (step {self.latest_step()}) is kept"
             ) from None
 
     def close(self):
-        self.manager.close()
+        """Finishes pending saves and releases orbax's threads; quiet after a failed save."""
+        try:
+            self.manager.close()
+        except Exception:
+            if not self._failed:
+                raise
+        if self._failed:
+            # Free the failed save's suspended coroutines now: collected at interpreter exit
+            # they print "Exception ignored in <coroutine ...>" tracebacks.
+            gc.collect()

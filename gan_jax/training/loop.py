@@ -24,6 +24,7 @@ from gan_jax import config_lib, models
 from gan_jax import input as input_lib
 from gan_jax.sampling import images as images_lib
 from gan_jax.training import checkpoint as ckpt_lib
+from gan_jax.training import fid_hook as fid_hook_lib
 from gan_jax.training import state as state_lib
 from gan_jax.training import step as step_lib
 
@@ -67,14 +68,20 @@ def _workdir_lock(workdir: str, enabled: bool):
 
 
 class _StopSignal:
-    """Turns SIGTERM/SIGINT into a flag the loop checks, so it can save before exiting."""
+    """Turns SIGTERM/SIGINT into a flag the loop checks, so it can save before exiting.
 
-    def __init__(self):
+    In a multi-process run JAX's preemption service owns SIGTERM: it makes all processes
+    agree on one step to save and stop at (`reached_preemption`), where a flag of our own
+    would stop each process at a different step. Ctrl-C is handed to it as a SIGTERM.
+    """
+
+    def __init__(self, multi_process: bool = False):
         self.received = None
+        self.multi_process = multi_process
         self._previous = {}
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGINT,) if self.multi_process else (signal.SIGTERM, signal.SIGINT):
             # Off the main thread (some notebook runners) signals cannot be caught: skip.
             with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -84,6 +91,8 @@ class _StopSignal:
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.received = signal.Signals(signum).name
+        if self.multi_process:
+            signal.raise_signal(signal.SIGTERM)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -95,6 +104,12 @@ class _OwnInfoOnly(logging_std.Filter):
 
     def filter(self, record):
         path = record.pathname.replace(os.sep, "/")
+        if "/orbax/" in path or record.name == "asyncio":
+            # A failed save (disk full) makes orbax's threads log their tracebacks and asyncio
+            # its unretrieved futures; the loop reports the failure once as a CheckpointError.
+            if record.name == "asyncio" and "never retrieved" in str(record.msg):
+                return False
+            record.exc_info, record.exc_text = None, None
         return (
             record.levelno >= logging_std.WARNING
             or "/gan_jax/" in path
@@ -174,7 +189,7 @@ def train_and_evaluate(config, workdir: str) -> state_lib.GANState:
             f"workdir '{workdir}' is not writable: {e.strerror or e}"
         ) from None
 
-    with _workdir_lock(workdir, is_chief), _StopSignal() as stop:
+    with _workdir_lock(workdir, is_chief), _StopSignal(process_count > 1) as stop:
         return _train(config, workdir, stop, is_chief, process_index, process_count)
 
 
@@ -190,6 +205,8 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
         config.batch_size,
     )
 
+    # Before the checkpointer: missing Inception weights fail here, with nothing to clean up.
+    fid = fid_hook_lib.FidHook.create(config, workdir, is_chief=is_chief)  # None when off
     checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
     init = jax.jit(lambda key: state_lib.create_state(config, key), out_shardings=replicated)
     state = init(jax.random.PRNGKey(config.seed))
@@ -220,7 +237,10 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
         writer.write_hparams(_flatten(config.to_dict()))
     train_step = step_lib.jit_train_step(config, mesh)
     generator, _ = models.build(config)
-    sample_fn = jax.jit(lambda variables, z: generator.apply(variables, z, train=False))
+    sample_fn = jax.jit(
+        lambda variables, z: generator.apply(variables, z, train=False),
+        out_shardings=replicated,  # every process holds the whole grid
+    )
     fixed_z = jax.device_put(_fixed_noise(config), replicated)
     hooks = []
     if is_chief:
@@ -252,14 +272,23 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
             for hook in hooks:
                 hook(step)
 
-            stopping = stop.received is not None
-            if process_count > 1:
-                stopping = stopping or checkpointer.reached_preemption(step)
+            if process_count > 1:  # all processes must stop at the same step
+                stopping = checkpointer.reached_preemption(step)
+            else:
+                stopping = stop.received is not None
             if step % config.log_every == 0 or step == total or stopping:
                 _check_finite(state, config)
-                summary = {
-                    k: float(np.mean([m[k] for m in jax.device_get(pending)])) for k in pending[0]
-                }
+                host = jax.device_get(pending)
+                summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+                skipped_at = [
+                    step - len(host) + i + 1 for i, m in enumerate(host) if m["nonfinite"]
+                ]
+                if skipped_at:  # on_nonfinite == 'skip': say which updates were dropped
+                    logging.warning(
+                        "Skipped the non-finite (NaN/Inf) update of step(s) %s; %d skipped so far",
+                        ", ".join(map(str, skipped_at)),
+                        int(jax.device_get(state.skipped_updates)),
+                    )
                 now = time.perf_counter()
                 rate = (step - step_log) / max(now - t_log, 1e-9)
                 summary["images_per_sec"] = rate * config.batch_size
@@ -285,8 +314,11 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
             if stopping or step == total or step % config.checkpoint_every == 0:
                 _check_finite(state, config)
                 checkpointer.save(step, state, force=True)
+            if fid is not None and not stopping:  # FID, and the best-FID checkpoint
+                fid(step, state, total=total, writer=writer)
             if stopping:
-                logging.warning("Received %s: saved step %d, exiting.", stop.received, step)
+                reason = stop.received or "a preemption notice (SIGTERM)"
+                logging.warning("Received %s: saved step %d, exiting.", reason, step)
                 break
         checkpointer.wait()
     finally:
@@ -294,6 +326,8 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
         with contextlib.suppress(Exception):
             checkpointer.wait()
         checkpointer.close()
+        if fid is not None:
+            fid.close()
         writer.flush()
         writer.close()
     logging.info(

@@ -1,0 +1,272 @@
+"""Reference statistics of a run's own dataset, and images read from folders.
+
+A run's FID is measured against the images it trained on: the source, split, size, channels
+and crop in its config. `reference_stats` draws ``num_samples`` distinct images from that
+dataset (a fixed permutation, independent of the run's seed), computes their Inception
+features and caches them, with their protocol, as one ``.npz`` per dataset / split /
+resolution / sample count / preprocessing / weights under ``~/.cache/gan_jax/fid_stats``
+(``$GAN_JAX_CACHE/fid_stats``, or a folder of your choice). The next evaluation of any run on
+the same data reads the file instead of running the network over the real images again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+from absl import logging
+from PIL import Image
+
+from gan_jax.evaluation import metrics as metrics_lib
+from gan_jax.evaluation import weights as weights_lib
+from gan_jax.input import sources
+
+# Fixed, so that every run on a dataset (whatever its seed) shares one reference sample.
+REFERENCE_SEED = 0
+STATS_SUBDIR = "fid_stats"
+
+
+class FolderError(ValueError):
+    """An image folder that cannot be evaluated (missing, empty, undecodable)."""
+
+
+def default_stats_dir() -> Path:
+    """``$GAN_JAX_CACHE/fid_stats``, by default ``~/.cache/gan_jax/fid_stats``."""
+    return weights_lib.CACHE_DIR / STATS_SUBDIR
+
+
+def dataset_identity(config) -> tuple[str, str]:
+    """(dataset name, split) as a protocol states them.
+
+    TFDS sets are named by their TFDS name; folders and npz files by their absolute path (a
+    folder also by its file count, so adding images makes new statistics); digits by 'digits'.
+    """
+    source = str(sources.data_field(config, "source", "digits"))
+    split = str(sources.data_field(config, "split", "train"))
+    if source == "tfds":
+        return f"tfds:{sources.data_field(config, 'name', '')}", split
+    if source == "folder":
+        path = os.path.abspath(os.path.expanduser(str(sources.data_field(config, "path", ""))))
+        count = len(sources.list_image_files(path)) if os.path.isdir(path) else 0
+        return f"folder:{path} ({count} files)", "all"
+    if source == "npz":
+        path = os.path.abspath(os.path.expanduser(str(sources.data_field(config, "path", ""))))
+        return f"npz:{path}", str(sources.data_field(config, "npz_key", "x_train"))
+    return "digits", "all"
+
+
+def reference_protocol(config, *, num_samples: int, weights: str, preprocessing: str) -> dict:
+    """The protocol of a config's reference statistics (see `metrics.make_protocol`)."""
+    dataset, split = dataset_identity(config)
+    return metrics_lib.make_protocol(
+        weights=weights,
+        preprocessing=preprocessing,
+        num_samples=num_samples,
+        dataset=dataset,
+        split=split,
+        resolution=int(sources.data_field(config, "image_size", 0)),
+        channels=int(sources.data_field(config, "channels", 3)),
+        crop=str(sources.data_field(config, "crop", "none")),
+        sample_seed=REFERENCE_SEED,
+    )
+
+
+def stats_path(stats_dir: str | os.PathLike, protocol: dict) -> Path:
+    """The cache file for `protocol`: a readable name plus a hash of the whole protocol."""
+    readable = "_".join(
+        [
+            protocol["dataset"].split(" (")[0],
+            protocol["split"],
+            f"{protocol['resolution']}px",
+            f"n{protocol['num_samples']}",
+            protocol["preprocessing"],
+            protocol["weights"].split("/")[-1],
+        ]
+    )
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", readable).strip("-")[-120:]
+    digest = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(stats_dir) / f"{readable}-{digest}.npz"
+
+
+def real_images(config, num_samples: int, *, batch_size: int = 100) -> Iterator[np.ndarray]:
+    """Yields ``num_samples`` distinct images of the config's dataset as uint8 batches.
+
+    Uses the training input pipeline (`gan_jax.input.create_dataset`) with seed
+    `REFERENCE_SEED`: the first ``num_samples`` images of its first epoch's permutation, so
+    the sample is random but the same for every run on the dataset. Asks for at most the
+    dataset's size.
+
+    Args:
+      config: the run's config.
+      num_samples: images wanted; capped at the dataset size.
+      batch_size: images per yielded batch.
+
+    Yields:
+      uint8 [<=batch_size, S, S, C].
+    """
+    from gan_jax import input as input_lib  # noqa: PLC0415 (tf.data only when needed)
+
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.seed = REFERENCE_SEED
+    config.batch_size = batch_size
+    dataset = input_lib.create_dataset(config, process_index=0, process_count=1)
+    if hasattr(dataset, "images"):  # in memory: index the permutation directly, no repeats
+        order = np.random.default_rng(REFERENCE_SEED).permutation(dataset.num_examples)
+        order = order[: min(num_samples, dataset.num_examples)]
+        for lo in range(0, len(order), batch_size):
+            yield np.asarray(dataset.images[np.sort(order[lo : lo + batch_size])])
+        return
+    # Streaming (large TFDS sets): its first epoch holds steps_per_epoch * batch distinct images.
+    left = min(num_samples, dataset.steps_per_epoch * batch_size)
+    for batch in dataset:
+        if left <= 0:
+            break
+        batch = np.asarray(batch)[:left]
+        left -= batch.shape[0]
+        yield np.clip(np.round((batch + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def reference_stats(
+    config,
+    extractor,
+    *,
+    num_samples: int,
+    batch_size: int = 50,
+    stats_dir: str | os.PathLike | None = None,
+    write_cache: bool = True,
+) -> metrics_lib.ReferenceStats:
+    """Reference statistics of the config's dataset: from the cache, else computed and cached.
+
+    Args:
+      config: the run's config (``data.*``).
+      extractor: an `inception.InceptionFeatures`.
+      num_samples: real images wanted (capped at the dataset size; the protocol records the
+        count actually used).
+      batch_size: images per network call.
+      stats_dir: cache folder (default `default_stats_dir()`).
+      write_cache: save computed statistics (only one process of a multi-process run should).
+
+    Returns:
+      ReferenceStats with features (for KID and precision/recall) and protocol.
+    """
+    stats_dir = Path(stats_dir) if stats_dir else default_stats_dir()
+    info = extractor.protocol()
+    # Keyed by the count asked for; the saved protocol records the count actually used (a
+    # smaller dataset, undecodable files).
+    requested = reference_protocol(
+        config,
+        num_samples=num_samples,
+        weights=info["weights"],
+        preprocessing=info["preprocessing"],
+    )
+    path = stats_path(stats_dir, requested)
+    if path.is_file():
+        stats = metrics_lib.load_reference_stats(path)
+        if (
+            dict(stats.protocol, num_samples=num_samples) == requested
+            and stats.features is not None
+        ):
+            logging.info("Reference statistics from %s", path)
+            return stats
+    logging.info(
+        "Computing reference statistics of %s [%s] (up to %d images) into %s",
+        requested["dataset"],
+        requested["split"],
+        num_samples,
+        path,
+    )
+    images = real_images(config, num_samples, batch_size=batch_size)
+    features = extractor.features(images, batch_size=batch_size)
+    if features.shape[0] < 2:
+        raise ValueError(f"{requested['dataset']}: {features.shape[0]} reference image(s)")
+    protocol = dict(requested, num_samples=int(features.shape[0]))
+    if not write_cache:
+        mu, sigma = metrics_lib.compute_statistics(features)
+        return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
+    try:
+        return metrics_lib.save_reference_stats(path, features, protocol)
+    except OSError as e:  # a read-only cache: the statistics still serve this evaluation
+        logging.warning("Could not cache reference statistics in %s: %s", path, e)
+        mu, sigma = metrics_lib.compute_statistics(features)
+        return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
+
+
+# --------------------------------------------------------------------------------------------
+# Image folders (evaluate.py --real/--fake).
+
+
+def list_folder(folder: str | os.PathLike) -> list[str]:
+    """Image files under `folder` (recursive, sorted); FolderError when there are none."""
+    folder = os.path.expanduser(str(folder))
+    if not os.path.exists(folder):
+        raise FolderError(f"image folder '{folder}' does not exist")
+    if not os.path.isdir(folder):
+        raise FolderError(f"'{folder}' is not a folder")
+    files = sources.list_image_files(folder)
+    if not files:
+        raise FolderError(
+            f"no image files in '{folder}' (looked recursively for "
+            f"{', '.join(sources.IMAGE_EXTENSIONS)})"
+        )
+    return files
+
+
+def _load_rgb(path: str) -> np.ndarray | None:
+    try:
+        with Image.open(path) as img:
+            # pytorch-fid's loader: PIL, converted to RGB (grey images repeat their channel).
+            return np.asarray(img.convert("RGB"), np.uint8)
+    except Exception as e:  # a bad file is reported and skipped, never fatal
+        logging.warning("Skipping %s: %s: %s", path, type(e).__name__, e)
+        return None
+
+
+def folder_features(
+    extractor, folder: str | os.PathLike, *, batch_size: int = 50, limit: int = 0
+) -> np.ndarray:
+    """Inception features of the images in a folder, at their own sizes.
+
+    Images of one size are batched together (each size compiles the network once); every
+    image is resized to 299 by the extractor's preprocessing, as pytorch-fid does.
+
+    Args:
+      extractor: an `inception.InceptionFeatures`.
+      folder: searched recursively for image files.
+      batch_size: images per network call.
+      limit: use only the first `limit` files (sorted by path); 0 for all.
+
+    Returns:
+      float32 [N, 2048] in file order within each image size.
+
+    Raises:
+      FolderError: missing folder, no image files, or fewer than 2 decodable images.
+    """
+    files = list_folder(folder)
+    if limit:
+        files = files[:limit]
+    groups: dict[tuple, list[np.ndarray]] = {}
+    features = []
+
+    def flush(shape):
+        batch = groups.pop(shape)
+        features.append(extractor.features(np.stack(batch), batch_size=batch_size))
+
+    for path in files:
+        image = _load_rgb(path)
+        if image is None:
+            continue
+        groups.setdefault(image.shape, []).append(image)
+        if len(groups[image.shape]) == batch_size:
+            flush(image.shape)
+    for shape in list(groups):
+        flush(shape)
+    count = sum(f.shape[0] for f in features)
+    if count < 2:
+        raise FolderError(f"'{folder}': {count} decodable image(s); FID needs at least 2")
+    return np.concatenate(features)

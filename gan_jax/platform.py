@@ -1,0 +1,73 @@
+"""XLA flags the project sets for CPU runs, before JAX starts its backend.
+
+XLA reads `XLA_FLAGS` once, when the first backend is created (the first `jax.devices()`,
+array or jitted call), so `configure_xla()` must run before that: first thing in `train.py`,
+`sample.py` and `bench/run.py`, before anything else touches JAX.
+
+The flags route XLA:CPU's dots and convolutions to its YNNPACK library kernels, which run
+this project's (im2col/scatter + dot) layers faster than XLA's default code generation
+(see bench/README.md and docs/FACTS.md). They only affect the CPU backend; GPU and TPU runs
+ignore them. A flag the user already put in `XLA_FLAGS` wins over ours, and
+`GAN_JAX_NO_XLA_FLAGS=1` turns the project's flags off entirely.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+# name -> value; each is added as --name=value unless XLA_FLAGS already names it.
+CPU_FLAGS = {
+    "xla_cpu_experimental_ynn_fusion_type": (
+        "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+    ),
+}
+
+
+def _flag_name(flag: str) -> str:
+    return flag.lstrip("-").split("=", 1)[0]
+
+
+def _backend_started() -> bool:
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+    except ImportError:  # pragma: no cover - private module moved: assume it is not started
+        return False
+    return bool(xla_bridge.backends_are_initialized())
+
+
+def configure_xla(flags: dict[str, str] | None = None) -> str:
+    """Adds the project's XLA CPU flags to `XLA_FLAGS`; the user's own flags win.
+
+    Call it before JAX creates its backend (safe to call twice: it adds nothing twice).
+
+    Args:
+      flags: name -> value to add; defaults to `CPU_FLAGS`.
+
+    Returns:
+      The resulting `XLA_FLAGS` value (also written to `os.environ`).
+
+    If JAX's backend is already running (e.g. a test calling an entry point in-process),
+    the flags could no longer take effect: it warns and leaves `XLA_FLAGS` unchanged.
+    """
+    current = os.environ.get("XLA_FLAGS", "")
+    if os.environ.get("GAN_JAX_NO_XLA_FLAGS", "") not in ("", "0"):
+        return current
+    present = {_flag_name(f) for f in current.split()}
+    wanted = CPU_FLAGS if flags is None else flags
+    extra = [f"--{name}={value}" for name, value in wanted.items() if name not in present]
+    if not extra:
+        return current
+    if _backend_started():
+        warnings.warn(
+            "gan_jax.platform.configure_xla() ran after JAX created its backend; "
+            f"flags {extra} are not applied. Call it first thing in the entry point.",
+            stacklevel=2,
+        )
+        return current
+    value = " ".join([current, *extra]).strip()
+    os.environ["XLA_FLAGS"] = value
+    return value
