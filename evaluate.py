@@ -26,6 +26,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only the input pipel
 
 from absl import app, flags, logging
 
+from gan_jax import platform as platform_lib
+
+platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
+platform_lib.enable_compilation_cache()
+
 PREPROCESSINGS = ("pytorch-fid", "tf")  # gan_jax.evaluation.PREPROCESSINGS, without importing JAX
 FID_METHODS = ("sqrtm", "eigh")
 

@@ -30,6 +30,11 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # silences its notice; TF c
 
 from absl import app, flags, logging
 
+from gan_jax import platform as platform_lib
+
+platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
+platform_lib.enable_compilation_cache()
+
 MODES = ("grid", "images", "interpolate", "walk")
 FORMATS = ("gif", "mp4", "strip")
 

@@ -21,6 +21,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only the input pipel
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from gan_jax import platform as platform_lib
+
+platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
+platform_lib.enable_compilation_cache()
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and samples.", required=True)
 config_flags.DEFINE_config_file(
