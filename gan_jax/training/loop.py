@@ -6,6 +6,7 @@ come back from the latest checkpoint, so a resumed run ends where an uninterrupt
 """
 
 import contextlib
+import errno
 import fcntl
 import logging as logging_std
 import os
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
-from clu import metric_writers, periodic_actions
+from clu import asynclib, metric_writers, periodic_actions
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -104,9 +105,10 @@ class _OwnInfoOnly(logging_std.Filter):
 
     def filter(self, record):
         path = record.pathname.replace(os.sep, "/")
-        if "/orbax/" in path or record.name == "asyncio":
+        if "/orbax/" in path or "/clu/asynclib" in path or record.name == "asyncio":
             # A failed save (disk full) makes orbax's threads log their tracebacks and asyncio
-            # its unretrieved futures; the loop reports the failure once as a CheckpointError.
+            # its unretrieved futures, and clu's TensorBoard thread its own; the loop reports
+            # the failure once as a CheckpointError.
             if record.name == "asyncio" and "never retrieved" in str(record.msg):
                 return False
             record.exc_info, record.exc_text = None, None
@@ -124,6 +126,20 @@ def quiet_library_logs():
     handler = logging.get_absl_handler()  # every record, absl's or Python logging's, ends here
     if not any(isinstance(f, _OwnInfoOnly) for f in handler.filters):
         handler.addFilter(_OwnInfoOnly())
+
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM)
+
+
+def _write_failure(error: Exception) -> str | None:
+    """The reason when `error` is a failed write to the workdir, else None."""
+    if isinstance(error, OSError):
+        return error.strerror if error.errno in _WRITE_ERRNOS else None
+    text = str(error)  # clu's AsyncError wraps TensorFlow's summary-writer error
+    for errno_code in _WRITE_ERRNOS:
+        if os.strerror(errno_code) in text:
+            return os.strerror(errno_code)
+    return f"writing TensorBoard events failed: {text.splitlines()[0][:200]}"
 
 
 def num_train_steps(config, steps_per_epoch: int) -> int:
@@ -321,15 +337,26 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
                 logging.warning("Received %s: saved step %d, exiting.", reason, step)
                 break
         checkpointer.wait()
+        writer.flush()  # inside the try: a full disk here is reported like one during the loop
+    except (OSError, asynclib.AsyncError) as e:
+        # Sample PNGs and TensorBoard events on a full or read-only disk: one clear message.
+        reason = _write_failure(e)
+        if reason is None:
+            raise
+        raise ckpt_lib.CheckpointError(
+            f"cannot write to workdir '{workdir}': {reason}; "
+            f"the last complete checkpoint (step {checkpointer.latest_step()}) is kept"
+        ) from None
     finally:
-        # Whatever ends the loop, finish the saves already started and flush the logs.
+        # Whatever ends the loop, finish the saves already started and close the logs; when
+        # an error is already on its way out, a second one from here must not replace it.
         with contextlib.suppress(Exception):
             checkpointer.wait()
         checkpointer.close()
         if fid is not None:
             fid.close()
-        writer.flush()
-        writer.close()
+        with contextlib.suppress(Exception):
+            writer.close()
     logging.info(
         "Done: step %d in %.1f s; workdir %s", step, time.perf_counter() - t_start, workdir
     )
