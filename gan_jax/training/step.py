@@ -23,10 +23,6 @@ from gan_jax import losses, models
 from gan_jax.training.state import GANState, make_optimizers
 
 
-def _global_norm(tree):
-    return optax.global_norm(tree)
-
-
 def _all_finite(*trees):
     leaves = [x for t in trees for x in jax.tree.leaves(t)]
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
@@ -151,8 +147,8 @@ def train_step(state: GANState, batch: jax.Array, *, config, data_sharding=None)
         "g_loss": g_loss,
         "d_real": jax.nn.sigmoid(real_logits).mean(),
         "d_fake": jax.nn.sigmoid(fake_logits).mean(),
-        "g_grad_norm": _global_norm(g_grads),
-        "d_grad_norm": _global_norm(d_grads),
+        "g_grad_norm": optax.tree.norm(g_grads),
+        "d_grad_norm": optax.tree.norm(d_grads),
         "gp": gp,
         "nonfinite": (~finite).astype(jnp.float32),
     }
