@@ -4,11 +4,14 @@ XLA reads `XLA_FLAGS` once, when the first backend is created (the first `jax.de
 array or jitted call), so `configure_xla()` must run before that: first thing in `train.py`,
 `sample.py` and `bench/run.py`, before anything else touches JAX.
 
-The flags route XLA:CPU's dots and convolutions to its YNNPACK library kernels, which run
-this project's (im2col/scatter + dot) layers faster than XLA's default code generation
-(see bench/README.md and docs/FACTS.md). They only affect the CPU backend; GPU and TPU runs
-ignore them. A flag the user already put in `XLA_FLAGS` wins over ours, and
-`GAN_JAX_NO_XLA_FLAGS=1` turns the project's flags off entirely.
+`CPU_FLAGS` is empty today, by measurement: routing XLA:CPU's dots and convolutions to its
+YNNPACK library (`--xla_cpu_experimental_ynn_fusion_type=...CONVOLUTION,...DOT`) made single
+kernels faster on an Intel AMX machine (shared/docs/FACTS.md), but on this project's 2-core AMD
+EPYC machines it slowed the whole DCGAN-64 train step from 88 to 68 images/s
+(`python bench/run.py --sizes 64 --sections step --rounds 2 --no-torch`, with and without
+`GAN_JAX_NO_XLA_FLAGS=1`, back to back). The mechanism stays so that a flag that wins where the
+project runs goes in one place. Flags only affect the CPU backend; a flag the user already put
+in `XLA_FLAGS` wins over ours, and `GAN_JAX_NO_XLA_FLAGS=1` turns the project's flags off.
 """
 
 from __future__ import annotations
@@ -18,11 +21,7 @@ import sys
 import warnings
 
 # name -> value; each is added as --name=value unless XLA_FLAGS already names it.
-CPU_FLAGS = {
-    "xla_cpu_experimental_ynn_fusion_type": (
-        "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
-    ),
-}
+CPU_FLAGS: dict[str, str] = {}
 
 
 def _flag_name(flag: str) -> str:
