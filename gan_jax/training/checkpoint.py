@@ -42,6 +42,11 @@ def _io_failure(error: Exception) -> str | None:
     return None
 
 
+def _key(path) -> str:
+    """'g_params.conv1.kernel' for a pytree path, whatever the key types along it."""
+    return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
 def checkpoint_dir(workdir: str, subdir: str = CHECKPOINT_DIR) -> str:
     return os.path.join(os.path.abspath(workdir), subdir)
 
@@ -85,6 +90,14 @@ class Checkpointer:
                 f"steps saved: {self.all_steps() or 'none'}"
             )
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        mismatch = self._shape_mismatch(step, abstract)
+        if mismatch:
+            # Found from the metadata, before orbax starts a restore that would fail in its
+            # worker threads (which then print tracebacks of their own while shutting down).
+            raise CheckpointError(
+                f"checkpoint step {step} in '{self.directory}' does not match this config "
+                f"(model or data shape changed?): {mismatch}"
+            )
         try:
             return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except (ValueError, KeyError, TypeError) as e:
@@ -92,6 +105,28 @@ class Checkpointer:
                 f"checkpoint step {step} in '{self.directory}' does not match this config "
                 f"(model or data shape changed?): {str(e).splitlines()[0][:300]}"
             ) from None
+
+    def _shape_mismatch(self, step: int, abstract) -> str | None:
+        """The first array whose saved shape differs from `abstract`'s, or None."""
+        try:
+            reader = ocp.StandardCheckpointer()
+            try:
+                meta = reader.metadata(os.path.join(self.directory, str(step), "default"))
+            finally:
+                reader.close()
+            meta = getattr(meta, "item_metadata", meta)
+            saved = {
+                _key(path): tuple(m.shape)
+                for path, m in jax.tree_util.tree_leaves_with_path(meta)
+                if hasattr(m, "shape")
+            }
+        except Exception:  # an unreadable or older layout: let orbax's restore decide
+            return None
+        for path, x in jax.tree_util.tree_leaves_with_path(abstract):
+            key = _key(path)
+            if key in saved and saved[key] != tuple(x.shape):
+                return f"{key} is {saved[key]} in the checkpoint but {tuple(x.shape)} here"
+        return None
 
     def reached_preemption(self, step: int) -> bool:
         return self.manager.reached_preemption(step)
