@@ -341,7 +341,11 @@ def test_disk_that_fills_is_one_clear_error_and_keeps_the_last_checkpoint(tmp_pa
         rc = run.finish()
         assert rc == 4, run.text[-3000:]
         last = run.lines[-1]
-        assert last.startswith("error: cannot write checkpoint step"), run.text[-3000:]
+        # Whichever write meets the full disk first (a checkpoint, or TensorBoard's events file
+        # flushed from clu's thread) is the one reported; both keep the last checkpoint.
+        assert last.startswith(
+            ("error: cannot write checkpoint step", "error: cannot write to workdir")
+        ), run.text[-3000:]
         assert "No space left on device" in last or "no space left on device" in last
         m = re.search(r"the last complete checkpoint \(step (\d+)\) is kept", last)
         # Nothing of ours in a traceback. When the disk fills in the middle of one of orbax's

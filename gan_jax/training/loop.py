@@ -135,7 +135,12 @@ def _write_failure(error: Exception) -> str | None:
     """The reason when `error` is a failed write to the workdir, else None."""
     if isinstance(error, OSError):
         return error.strerror if error.errno in _WRITE_ERRNOS else None
-    text = str(error)  # clu's AsyncError wraps TensorFlow's summary-writer error
+    # clu's AsyncError wraps TensorFlow's summary-writer error: read the whole chain.
+    chain, cause = [], error
+    while cause is not None and len(chain) < 8:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(chain)
     for errno_code in _WRITE_ERRNOS:
         if os.strerror(errno_code) in text:
             return os.strerror(errno_code)
