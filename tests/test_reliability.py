@@ -348,11 +348,10 @@ def test_disk_that_fills_is_one_clear_error_and_keeps_the_last_checkpoint(tmp_pa
         ), run.text[-3000:]
         assert "No space left on device" in last or "no space left on device" in last
         m = re.search(r"the last complete checkpoint \(step (\d+)\) is kept", last)
-        # Nothing of ours in a traceback. When the disk fills in the middle of one of orbax's
-        # writes, TensorStore's writer threads may print theirs; between saves, nothing does.
-        assert not re.search(r'File ".*(/gan_jax/|train\.py)', run.text), run.text[-3000:]
-        if when == "between_saves":
-            assert "Traceback" not in run.text, run.text[-3000:]
+        # No traceback at all: not ours, and not the echoes of orbax's in-flight writes that
+        # a disk filling mid-save once printed by the dozen. No unawaited-coroutine warnings.
+        assert "Traceback" not in run.text, run.text[-3000:]
+        assert "RuntimeWarning" not in run.text, run.text[-3000:]
         os.remove(os.path.join(disk, "filler"))
         restored = _restore_all(workdir)
         assert restored and max(restored) == int(m[1]), (sorted(restored), last)
@@ -519,7 +518,15 @@ def _delete(d, key):
     d.pop(parts[-1], None)
 
 
-@settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+# derandomize: the same examples every run, so a failure can always be replayed; wider
+# random searches (4,000 examples) are run by hand when validation changes.
+@settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 @given(
     edits=st.lists(
         st.tuples(
@@ -545,7 +552,8 @@ def test_validate_passes_or_raises_config_error(edits):
         return
     # What passes must have the types the run needs: no 32.0 image size, no True channels.
     defaults = tiny_config().to_dict()
-    for key, value in edits:
+    final = dict(edits)  # a key edited twice (set, then deleted) is checked as it ended
+    for key, value in final.items():
         if key not in KEYS or value == "<delete>":
             continue  # a deleted optional key (data.data_dir) has no type to check
         node, default = config, defaults
@@ -567,7 +575,13 @@ FLAG_VALUES = st.one_of(
 
 
 @pytest.mark.slow
-@settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=10,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 @given(
     key=st.one_of(st.sampled_from(KEYS), st.sampled_from(["bogus", "data.sorce", "model"])),
     value=FLAG_VALUES,

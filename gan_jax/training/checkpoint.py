@@ -9,6 +9,8 @@ import gc
 import os
 import re
 import shutil
+import sys
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -42,6 +44,30 @@ def _io_failure(error: Exception) -> str | None:
     return None
 
 
+def _quiet_closed_loop_callbacks() -> None:
+    """Stops orbax's late TensorStore callbacks from printing dozens of tracebacks.
+
+    When one write of an async save fails (a disk that fills mid-write), orbax's event loop
+    closes while TensorStore's other writes are still in flight; each of those then calls
+    `loop.call_soon_threadsafe` on the closed loop and Python reports a RuntimeError through
+    `sys.unraisablehook`. The failure itself reaches us through the save and is reported once,
+    so these echoes are dropped; every other unraisable exception goes to the previous hook.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "_gan_jax", False):
+        return
+
+    def hook(unraisable):
+        value = unraisable.exc_value
+        if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+            logging.debug("dropped a late TensorStore callback on orbax's closed event loop")
+            return
+        previous(unraisable)
+
+    hook._gan_jax = True
+    sys.unraisablehook = hook
+
+
 def _key(path) -> str:
     """'g_params.conv1.kernel' for a pytree path, whatever the key types along it."""
     return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
@@ -70,7 +96,10 @@ class Checkpointer:
             cleanup_tmp_directories=not read_only,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
+        if not read_only:
+            _quiet_closed_loop_callbacks()
         self._failed = False
+        self._in_flight = None  # step of the async save not yet known to be on disk
         self._checkpoint_bytes = None  # on-disk size of one checkpoint, once one exists
 
     def latest_step(self) -> int | None:
@@ -161,23 +190,18 @@ class Checkpointer:
             )
 
     def save(self, step: int, state, *, force: bool = False) -> bool:
+        if force or self.manager.should_save(step):
+            # orbax's save() starts by waiting for the previous save anyway; waiting first
+            # names the step that failed and lets the space check see the disk as it is.
+            self.wait()
+            self._require_space(step, state)
         try:
-            if force or self.manager.should_save(step):
-                # orbax's save() starts by waiting for the previous save anyway; waiting first
-                # lets the space check see the disk as that save left it.
-                self.manager.wait_until_finished()
-                self._require_space(step, state)
             saved = self.manager.save(step, args=ocp.args.StandardSave(state), force=force)
-        except Exception as e:  # this save, or the previous async one, failed
-            reason = _io_failure(e)
-            if reason is None:
-                raise
-            self._failed = True
-            raise CheckpointError(
-                f"cannot write checkpoint step {step} to '{self.directory}': {reason}; "
-                f"the last complete checkpoint (step {self.latest_step()}) is kept"
-            ) from None
+        except Exception as e:
+            self._raise_if_io(e, step)
+            raise
         if saved:
+            self._in_flight = step
             logging.info("Saving checkpoint for step %d in %s", step, self.directory)
         return saved
 
@@ -186,14 +210,21 @@ class Checkpointer:
         try:
             self.manager.wait_until_finished()
         except Exception as e:
-            reason = _io_failure(e)
-            if reason is None:
-                raise
-            self._failed = True
-            raise CheckpointError(
-                f"writing a checkpoint to '{self.directory}' failed: {reason}; "
-                f"the last complete checkpoint (step {self.latest_step()}) is kept"
-            ) from None
+            self._raise_if_io(e, self._in_flight)
+            raise
+        self._in_flight = None
+
+    def _raise_if_io(self, error: Exception, step: int | None):
+        """Turns a failed disk write into one CheckpointError naming the step it lost."""
+        reason = _io_failure(error)
+        if reason is None:
+            return
+        self._failed = True
+        what = f"checkpoint step {step}" if step is not None else "a checkpoint"
+        raise CheckpointError(
+            f"cannot write {what} to '{self.directory}': {reason}; "
+            f"the last complete checkpoint (step {self.latest_step()}) is kept"
+        ) from None
 
     def close(self):
         """Finishes pending saves and releases orbax's threads; quiet after a failed save."""
@@ -204,5 +235,8 @@ class Checkpointer:
                 raise
         if self._failed:
             # Free the failed save's suspended coroutines now: collected at interpreter exit
-            # they print "Exception ignored in <coroutine ...>" tracebacks.
+            # they print "Exception ignored in <coroutine ...>" tracebacks. Writes it never
+            # started would warn "coroutine ... was never awaited" there; the failure they
+            # belong to has been reported already.
+            warnings.filterwarnings("ignore", r"coroutine .* was never awaited", RuntimeWarning)
             gc.collect()
