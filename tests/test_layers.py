@@ -49,6 +49,27 @@ def test_conv_impls_match_lax(impl):
         _assert_close(g, r)
 
 
+@pytest.mark.parametrize("hw", [(4, 4), (5, 6), (8, 8)])  # 'fast' picks per map size
+@pytest.mark.parametrize("kind", ["conv_transpose", "conv"])
+def test_fast_gradients_of_gradients_match_lax(kind, hw):
+    """The gradient penalty differentiates the input gradient: through 'fast''s custom_vjp."""
+    h, w = hw
+    if kind == "conv_transpose":
+        fn, x, out = layers.conv_transpose_4x4_s2, _rand((2, h, w, 3), 0), (2, 2 * h, 2 * w, 4)
+    else:
+        fn, x, out = layers.conv_4x4_s2, _rand((2, 2 * h, 2 * w, 3), 0), (2, h, w, 4)
+    k, cot = jnp.asarray(_rand((4, 4, 3, 4), 1)), jnp.asarray(_rand(out, 2))
+
+    def penalty(x, k, impl):
+        gx = jax.grad(lambda x: jnp.sum(jnp.tanh(fn(x, k, impl)) * cot))(x)
+        return jnp.sum(jnp.square(gx))
+
+    for impl_args in ((0,), (1,)):
+        ref = jax.grad(penalty, argnums=impl_args)(jnp.asarray(x), k, "lax")[0]
+        got = jax.grad(penalty, argnums=impl_args)(jnp.asarray(x), k, "fast")[0]
+        _assert_close(np.asarray(got), np.asarray(ref), rtol=1e-4)
+
+
 def _torch_value_and_grads(torch, fn, x_nhwc, weight, cot_nhwc):
     """PyTorch's fn(x NCHW, weight) and gradients, returned in NHWC and torch weight layout."""
     x = torch.tensor(x_nhwc.transpose(0, 3, 1, 2), requires_grad=True)
@@ -60,9 +81,11 @@ def _torch_value_and_grads(torch, fn, x_nhwc, weight, cot_nhwc):
 
 
 @pytest.mark.parametrize("impl", layers.CONV_TRANSPOSE_IMPLS)
-def test_conv_transpose_matches_torch(impl):
+@pytest.mark.parametrize("hw", [(5, 6), (4, 4)])  # 'fast' takes another path on 4x4 maps
+def test_conv_transpose_matches_torch(impl, hw):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
-    x, w, cot = _rand(CT_X, 3), _rand((3, 4, 4, 4), 4), _rand((2, 10, 12, 4), 5)
+    h, w_ = hw
+    x, w, cot = _rand((2, h, w_, 3), 3), _rand((3, 4, 4, 4), 4), _rand((2, 2 * h, 2 * w_, 4), 5)
     fn = lambda a, b: torch.nn.functional.conv_transpose2d(a, b, stride=2, padding=1)
     y_t, gx_t, gw_t = _torch_value_and_grads(torch, fn, x, w, cot)
     kernel = w.transpose(2, 3, 0, 1)  # the documented layout
@@ -75,9 +98,11 @@ def test_conv_transpose_matches_torch(impl):
 
 
 @pytest.mark.parametrize("impl", layers.CONV_IMPLS)
-def test_conv_matches_torch(impl):
+@pytest.mark.parametrize("hw", [(3, 4), (4, 4)])
+def test_conv_matches_torch(impl, hw):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
-    x, w, cot = _rand(CONV_X, 3), _rand((4, 3, 4, 4), 4), _rand((2, 3, 4, 4), 5)
+    h, w_ = hw
+    x, w, cot = _rand((2, 2 * h, 2 * w_, 3), 3), _rand((4, 3, 4, 4), 4), _rand((2, h, w_, 4), 5)
     fn = lambda a, b: torch.nn.functional.conv2d(a, b, stride=2, padding=1)
     y_t, gx_t, gw_t = _torch_value_and_grads(torch, fn, x, w, cot)
     kernel = w.transpose(2, 3, 1, 0)

@@ -52,16 +52,19 @@ Implementations (`impl`)
 ------------------------
   * 'lax': `lax.conv_general_dilated`, the direct definition (reference; also the choice on
     GPU/TPU, where cuDNN and the TPU compiler handle strided and dilated convolutions well).
-  * 'fast': the variant measured fastest on XLA:CPU: transposed conv = 'scatter_dot',
-    strided conv = 's2d_dot' ('im2col_dot' for a layer with few input channels; see `FAST`).
-    The dot-based variants move the least memory when their big intermediate is on the
-    narrow side of the layer: the generator narrows (cout <= cin), so it scatters per input
-    pixel (16 * cout values); the discriminator widens, so it gathers (s2d_dot: 4 * cout per
-    s2d pixel, im2col_dot: 16 * cin per output pixel, whichever is smaller).
+  * 'fast' (XLA:CPU): the forward pass, the input gradient and the weight gradient each in
+    the formulation that XLA:CPU runs fastest, joined by `jax.custom_vjp`. The transposed
+    and the strided convolution are each other's adjoint, so a layer of either kind needs
+    only three products: a strided convolution (`lax`), a transposed convolution
+    ('adjoint_s2d_conv', or `lax` on 4x4 maps) and the *strided* convolution's weight
+    gradient (`lax`; for a transposed layer with input and output swapped). The slow product
+    of the issue, the transposed convolution's weight gradient, is never asked of XLA.
   * Transposed-conv variants: 'phase_conv' (four 2x2 `lax.conv`s), 'fused_conv' (one 3x3
     `lax.conv` with 4 * cout outputs), 'phase_dot' (four im2col `dot`s), 'fused_dot' (one
     im2col `dot` with 4 * cout outputs), 'scatter_dot' (one `dot` from cin to the 16 taps'
-    outputs per input pixel, then each output phase sums four shifted tap slices).
+    outputs per input pixel, then each output phase sums four shifted tap slices),
+    'adjoint_<strided variant>' (the transpose of a strided formulation, via
+    `jax.linear_transpose`).
   * Strided-conv variants: 's2d_conv' (space-to-depth + 2x2 `lax.conv`), 'im2col_dot',
     's2d_dot' (space-to-depth, one `dot` to the four taps' outputs per s2d pixel, then the sum
     of four shifted tap slices).
@@ -73,6 +76,8 @@ discriminator layer (`Conv2d(c, 1, k, 1, 0)` on a kxk input) are plain matrix pr
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -80,10 +85,6 @@ from jax import lax
 
 Dtype = jnp.dtype | str
 
-# What 'fast' means for each layer; chosen by bench measurements on XLA:CPU (see module doc).
-# The strided conv uses 'im2col_dot' instead when 4 * cout > 16 * cin (DCGAN's first D layer,
-# 3 -> 64 channels): there the im2col patches are smaller than s2d_dot's per-tap outputs.
-FAST = {"conv_transpose": "scatter_dot", "conv": "s2d_dot"}
 CONV_TRANSPOSE_IMPLS = (
     "lax",
     "fast",
@@ -92,6 +93,8 @@ CONV_TRANSPOSE_IMPLS = (
     "phase_dot",
     "fused_dot",
     "scatter_dot",
+    "adjoint_s2d_conv",
+    "adjoint_im2col_dot",
 )
 CONV_IMPLS = ("lax", "fast", "s2d_conv", "im2col_dot", "s2d_dot")
 
@@ -148,9 +151,18 @@ def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -
     Returns:
       [B, 2H, 2W, cout], in the common dtype of `x` and `kernel`.
     """
-    impl = FAST["conv_transpose"] if impl == "fast" else impl
     b, h, w, cin = x.shape
     cout = kernel.shape[-1]
+    if impl == "fast":
+        return _conv_transpose_fast(x, kernel, *_fast_plan(h))
+    if impl.startswith("adjoint_"):
+        # The transposed convolution IS the input gradient of the strided one (with the kernel's
+        # channel axes swapped), so any strided formulation gives one through its transpose.
+        big = jax.ShapeDtypeStruct((b, 2 * h, 2 * w, cout), jnp.result_type(x, kernel))
+        strided = functools.partial(
+            conv_4x4_s2, kernel=kernel.transpose(0, 1, 3, 2), impl=impl[len("adjoint_") :]
+        )
+        return jax.linear_transpose(strided, big)(x)[0]
     if impl == "lax":
         # Correlation of the 2x-dilated input with the flipped kernel, padded by k - 1 - p = 2.
         pad = ((2, 2), (2, 2))
@@ -215,10 +227,10 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -> jax.Arra
     """
     b, h, w, cin = x.shape
     cout = kernel.shape[-1]
-    if impl == "fast":
-        impl = "im2col_dot" if 4 * cout > 16 * cin else FAST["conv"]
     if h % 2 or w % 2:
         raise ValueError(f"conv_4x4_s2 needs even height and width, got {h}x{w}")
+    if impl == "fast":
+        return _conv_fast(x, kernel, *_fast_plan(h // 2))
     if impl == "lax":
         return lax.conv_general_dilated(
             x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC
@@ -246,6 +258,80 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -> jax.Arra
         offsets = [(i, j) for i in range(4) for j in range(4)]
         return _patches(xp, offsets, (ho, wo), stride=2) @ kernel.reshape(16 * cin, cout)
     raise ValueError(f"unknown conv impl {impl!r}; expected one of {CONV_IMPLS}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 'fast': each of the three products a layer's training needs (the forward pass, the input
+# gradient, the weight gradient) in the formulation XLA:CPU runs fastest, joined by custom_vjp.
+#
+# A transposed convolution and a strided one with the same kernel are each other's adjoint:
+# for a generator layer (h x h, cin -> cout at 2h x 2h) the input gradient is a strided
+# convolution of the output gradient, and the weight gradient is the strided convolution's
+# weight gradient with input and output swapped. So every layer, in G or D, is built from
+#   * a strided convolution (G's input gradient, D's forward),
+#   * a transposed convolution (G's forward, D's input gradient),
+#   * the strided convolution's weight gradient, which XLA's own rule computes fast
+#     (unlike the transposed convolution's, which it computes ~30x slower; see FACTS.md).
+# Measured per product on a 2-core EPYC, batch 64, DCGAN-64 shapes (bench/README.md).
+
+
+def _fast_plan(h: int) -> tuple[str, str]:
+    """(strided impl, transposed impl) for a layer whose small side is h x h.
+
+    Strided: `lax` (XLA's own strided convolution is as fast as any reformulation here).
+    Transposed: the adjoint of space-to-depth (a stride-1 2x2 convolution's input gradient,
+    then depth-to-space) is 2-4x faster than `lax`'s dilated convolution on the larger maps;
+    on 4x4 maps `lax` wins (whole step 581 vs 604 ms, DCGAN-64).
+    """
+    return "lax", ("lax" if h <= 4 else "adjoint_s2d_conv")
+
+
+def _strided_weight_grad(x, g):
+    """d<conv_4x4_s2(x, k), g>/dk, shaped like k: [4, 4, x channels, g channels]."""
+    k = jax.ShapeDtypeStruct((4, 4, x.shape[-1], g.shape[-1]), jnp.result_type(x, g))
+    return jax.linear_transpose(lambda k: conv_4x4_s2(x, k, "lax"), k)(g)[0]
+
+
+def _swap_io(kernel):
+    return kernel.transpose(0, 1, 3, 2)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_transpose_fast(x, kernel, strided, transposed):
+    return conv_transpose_4x4_s2(x, kernel, transposed)
+
+
+def _conv_transpose_fast_fwd(x, kernel, strided, transposed):
+    return _conv_transpose_fast(x, kernel, strided, transposed), (x, kernel)
+
+
+def _conv_transpose_fast_bwd(strided, transposed, res, g):
+    x, kernel = res
+    dx = conv_4x4_s2(g, _swap_io(kernel), strided)
+    dk = _swap_io(_strided_weight_grad(g, x))
+    return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_conv_transpose_fast.defvjp(_conv_transpose_fast_fwd, _conv_transpose_fast_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_fast(x, kernel, strided, transposed):
+    return conv_4x4_s2(x, kernel, strided)
+
+
+def _conv_fast_fwd(x, kernel, strided, transposed):
+    return _conv_fast(x, kernel, strided, transposed), (x, kernel)
+
+
+def _conv_fast_bwd(strided, transposed, res, g):
+    x, kernel = res
+    dx = conv_transpose_4x4_s2(g, _swap_io(kernel), transposed)
+    dk = _strided_weight_grad(x, g)
+    return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_conv_fast.defvjp(_conv_fast_fwd, _conv_fast_bwd)
 
 
 class ConvTranspose4x4S2(nn.Module):
