@@ -7,6 +7,7 @@ the test session's compilation cache (shared with the evaluate.py subprocesses).
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -96,6 +97,11 @@ def test_evaluate_folders(folders):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert _fid_from_stdout(out.stdout) > 10  # blobs vs noise
+    # Each folder's extraction ends with a progress line naming it and its count.
+    for name in (real.name, fake.name):
+        assert re.search(
+            rf"Inception features \({name}\): {N}/{N} images, [\d.]+ img/s, done in", out.stderr
+        ), out.stderr[-2000:]
     for fact in ("default_1.pt", "F.interpolate", "pytorch-fid", f"fakes: {N}", f"reals: {N}"):
         assert fact in out.stdout, fact
 
@@ -165,6 +171,7 @@ def test_evaluate_workdir_writes_scores_with_protocol(trained):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Reference statistics from" in out.stderr  # reused, not recomputed
+    assert f"Inception features (generated): {N}/{N} images" in out.stderr
     with open(workdir / "eval" / "step_4.json") as f:
         result = json.load(f)
     assert result["fid"] > 0 and result["fid"] == pytest.approx(
@@ -220,3 +227,26 @@ def test_fid_hook_keeps_the_lowest_fid_across_a_resume(tmp_path, monkeypatch):
     assert (best["step"], best["fid"], kept) == (5, 2.0, [5])
     assert [h["fid"] for h in best["history"]] == [5.0, 3.0, 4.0, 3.5, 2.0]
     assert fid_hook.FidHook.create(tiny_config(), str(tmp_path)) is None  # fid_every=0: off
+
+
+def test_progress_line_is_throttled_and_has_an_eta():
+    from gan_jax.evaluation import inception
+
+    now, lines = [100.0], []
+    progress = inception.Progress(
+        "generated", 1000, every_s=30, clock=lambda: now[0], log=lines.append
+    )
+    for _ in range(10):  # 10 batches of 50 images, 5 s apart: 10 img/s
+        now[0] += 5
+        progress.update(50)
+    # A line at 30 s (300 images) only: never more often than every 30 s.
+    assert lines == ["Inception features (generated): 300/1,000 images, 10.0 img/s, ETA 1m10s"]
+    progress.finish()
+    assert lines[-1] == (
+        "Inception features (generated): 500/1,000 images, 10.0 img/s, done in 50 s"
+    )
+    unknown = inception.Progress("x", clock=lambda: now[0], log=lines.append)
+    now[0] += 2
+    unknown.update(7)
+    unknown.finish()
+    assert lines[-1] == "Inception features (x): 7 images, 3.5 img/s, done in 2 s"

@@ -23,6 +23,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from gan_jax.evaluation import inception
 from gan_jax.evaluation import metrics as metrics_lib
 from gan_jax.evaluation import weights as weights_lib
 from gan_jax.input import sources
@@ -182,7 +183,9 @@ def reference_stats(
         path,
     )
     images = real_images(config, num_samples, batch_size=batch_size)
-    features = extractor.features(images, batch_size=batch_size)
+    progress = inception.Progress(f"{requested['dataset']} [{requested['split']}]", num_samples)
+    features = extractor.features(images, batch_size=batch_size, progress=progress)
+    progress.finish()
     if features.shape[0] < 2:
         raise ValueError(f"{requested['dataset']}: {features.shape[0]} reference image(s)")
     protocol = dict(requested, num_samples=int(features.shape[0]))
@@ -252,10 +255,13 @@ def folder_features(
         files = files[:limit]
     groups: dict[tuple, list[np.ndarray]] = {}
     features = []
+    progress = inception.Progress(os.path.basename(os.path.normpath(folder)), len(files))
 
     def flush(shape):
         batch = groups.pop(shape)
-        features.append(extractor.features(np.stack(batch), batch_size=batch_size))
+        features.append(
+            extractor.features(np.stack(batch), batch_size=batch_size, progress=progress)
+        )
 
     for path in files:
         image = _load_rgb(path)
@@ -266,6 +272,7 @@ def folder_features(
             flush(image.shape)
     for shape in list(groups):
         flush(shape)
+    progress.finish()
     count = sum(f.shape[0] for f in features)
     if count < 2:
         raise FolderError(f"'{folder}': {count} decodable image(s); FID needs at least 2")

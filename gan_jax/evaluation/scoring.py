@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gan_jax.evaluation import inception
 from gan_jax.evaluation import metrics as metrics_lib
 from gan_jax.evaluation import reference as reference_lib
 
@@ -131,7 +132,11 @@ def evaluate_generator(
         )
     metrics_lib.check_protocols_compatible(reference.protocol, extractor.protocol())
     fakes = sampling.generate(handle, num_samples, seed=seed, batch_size=batch_size)
-    fake_features, fake_logits = extractor.features(fakes, batch_size=batch_size, with_logits=True)
+    progress = inception.Progress("generated", num_samples)
+    fake_features, fake_logits = extractor.features(
+        fakes, batch_size=batch_size, with_logits=True, progress=progress
+    )
+    progress.finish()
     result = score(
         None, fake_features, reference=reference, fake_logits=fake_logits, fid_method=fid_method
     )
