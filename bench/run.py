@@ -18,8 +18,11 @@ What it measures, in one process tree and one run:
     and PyTorch's (`RUSAGE_CHILDREN`, the largest child).
   * input pipeline images/s (`gan_jax.input.create_dataset`) for a JPEG folder (anime faces
     from `shared/data`, unzipped to a temp dir), an .npz (MNIST from `shared/data`) and TFDS
-    (`tfds.testing.mock_data`, celeb_a streamed through tf.data), each against the train
-    step's consumption at the same size (`x_step` = pipeline images/s / step images/s).
+    twice: `tfds.testing.mock_data` celeb_a (examples made in Python at read time, so it
+    measures mock_data as much as us) and a real TFRecord dataset of those JPEGs upscaled to
+    CelebA's 178x218 (`tfds_records`, written to the temp dir), both streamed through tf.data;
+    each against the train step's consumption at the same size (`x_step` = pipeline images/s
+    / step images/s).
   * sampling images/s (generator forward, eval mode) and Inception (FID) feature images/s when
     `gan_jax.evaluation` and its weights are available.
 

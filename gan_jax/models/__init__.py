@@ -10,8 +10,9 @@ With `train=True`, pass `mutable=['batch_stats']` to get the updated running sta
 
 `config.model.conv_impl`:
   'lax'  : plain `lax` convolutions (the reference formulation).
-  'fast' : exact stride-1 reformulations (`layers`), several times faster on XLA:CPU, where
-           the weight gradient of a stride-2 transposed convolution is pathological.
+  'fast' : exact, per product (forward, input gradient, weight gradient) the formulation
+           XLA:CPU runs fastest (`layers`); it never asks XLA for the weight gradient of a
+           stride-2 transposed convolution, which it computes ~30x slower than the forward.
   'auto' : 'fast' on CPU; 'lax' on GPU and TPU, where the vendor convolution libraries handle
            strided and transposed convolutions natively and the reformulations only add
            memory traffic (not yet measured on accelerators; revisit with bench numbers).
