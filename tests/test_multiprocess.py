@@ -134,7 +134,9 @@ def test_two_processes_equal_one_process_and_resume_on_one_device(tmp_path):
     assert "Mesh: 4 devices (cpu) over 2 process(es)" in logs["process1.log"], logs
     assert "Mesh: 4 devices (cpu) over 1 process(es)" in logs["one.log"], logs
 
-    # Only process 0 writes the summaries and sample grids.
+    # Only process 0 prints the progress line, and writes the summaries and sample grids.
+    chief, other = ((tmp_path / f"process{i}.log").read_text() for i in range(2))
+    assert "Step [4/4]" in chief and "Step [" not in other, logs
     assert len(list(two.glob("events.out.tfevents*"))) == 1
     assert sorted(p.name for p in (two / "samples").iterdir()) == ["step_00000004.png"]
 

@@ -314,7 +314,8 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
                 rate = (step - step_log) / max(now - t_log, 1e-9)
                 summary["images_per_sec"] = rate * config.batch_size
                 writer.write_scalars(step, summary)
-                logging.info(
+                # One progress line per job: every process computes the same means.
+                (logging.info if is_chief else logging.debug)(
                     "Epoch [%d/%d], Step [%d/%d], D_loss: %.4f, G_loss: %.4f, D(x): %.3f, "
                     "D(G(z)): %.3f, %.1f img/s, ETA %s",
                     (step - 1) // dataset.steps_per_epoch + 1,
