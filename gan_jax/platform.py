@@ -4,13 +4,13 @@ XLA reads `XLA_FLAGS` once, when the first backend is created (the first `jax.de
 array or jitted call), so `configure_xla()` must run before that: first thing in `train.py`,
 `sample.py` and `bench/run.py`, before anything else touches JAX.
 
-`CPU_FLAGS` is empty today, by measurement: routing XLA:CPU's dots and convolutions to its
-YNNPACK library (`--xla_cpu_experimental_ynn_fusion_type=...CONVOLUTION,...DOT`) made single
-kernels faster on an Intel AMX machine (shared/docs/FACTS.md), but on this project's 2-core AMD
-EPYC machines it slowed the whole DCGAN-64 train step from 88 to 68 images/s
-(`python bench/run.py --sizes 64 --sections step --rounds 2 --no-torch`, with and without
-`GAN_JAX_NO_XLA_FLAGS=1`, back to back). The mechanism stays so that a flag that wins where the
-project runs goes in one place. Flags only affect the CPU backend; a flag the user already put
+`CPU_FLAGS` keeps XLA:CPU's YNNPACK library to dots and leaves convolutions to XLA's own
+(Eigen) kernels. jax 0.10.2 also sends convolutions to YNNPACK by default; on this project's
+2-core AMD EPYC machines that is 2-5x slower for some of the shapes the fast layers use (a 2x2
+convolution 64x16x16x512 -> 64: 77 vs 16 ms) and made the whole DCGAN-64 train step 5-9%
+slower (641 vs 605 and 676 vs 617 ms/step, alternating processes, `bench/run.py --sections
+step`). On an Intel AMX machine YNNPACK was measured faster for single kernels
+(shared/docs/FACTS.md): re-measure there before copying this choice. Flags only affect the CPU backend; a flag the user already put
 in `XLA_FLAGS` wins over ours, and `GAN_JAX_NO_XLA_FLAGS=1` turns the project's flags off.
 """
 
@@ -21,7 +21,9 @@ import sys
 import warnings
 
 # name -> value; each is added as --name=value unless XLA_FLAGS already names it.
-CPU_FLAGS: dict[str, str] = {}
+CPU_FLAGS: dict[str, str] = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+}
 
 
 def _flag_name(flag: str) -> str:
