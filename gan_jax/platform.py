@@ -10,8 +10,10 @@ array or jitted call), so `configure_xla()` must run before that: first thing in
 convolution 64x16x16x512 -> 64: 77 vs 16 ms) and made the whole DCGAN-64 train step 5-9%
 slower (641 vs 605 and 676 vs 617 ms/step, alternating processes, `bench/run.py --sections
 step`). On an Intel AMX machine YNNPACK was measured faster for single kernels
-(shared/docs/FACTS.md): re-measure there before copying this choice. Flags only affect the CPU backend; a flag the user already put
-in `XLA_FLAGS` wins over ours, and `GAN_JAX_NO_XLA_FLAGS=1` turns the project's flags off.
+(shared/docs/FACTS.md): re-measure there before copying this choice.
+
+Flags only affect the CPU backend; a flag the user already put in `XLA_FLAGS` wins over ours,
+and `GAN_JAX_NO_XLA_FLAGS=1` turns the project's flags off.
 """
 
 from __future__ import annotations
