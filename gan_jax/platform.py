@@ -6,10 +6,10 @@ array or jitted call), so `configure_xla()` must run before that: first thing in
 
 `CPU_FLAGS` keeps XLA:CPU's YNNPACK library to dots and leaves convolutions to XLA's own
 (Eigen) kernels. jax 0.10.2 also sends convolutions to YNNPACK by default; on this project's
-2-core AMD EPYC machines that is 2-5x slower for some of the shapes the fast layers use (a 2x2
+2-core AMD EPYC machines that is up to 5x slower for shapes the fast layers use (a 2x2
 convolution 64x16x16x512 -> 64: 77 vs 16 ms) and made the whole DCGAN-64 train step 5-9%
-slower (641 vs 605 and 676 vs 617 ms/step, alternating processes, `bench/run.py --sections
-step`). On an Intel AMX machine YNNPACK was measured faster for single kernels
+slower (641 vs 605 and 676 vs 617 ms/step: `bench/run.py`'s train step, in alternating
+processes). On an Intel AMX machine YNNPACK was measured faster for single kernels
 (shared/docs/FACTS.md): re-measure there before copying this choice.
 
 Flags only affect the CPU backend; a flag the user already put in `XLA_FLAGS` wins over ours,
