@@ -3,6 +3,7 @@
   python bench/layers.py                 # DCGAN-64 shapes, batch 64
   python bench/layers.py --size 32       # DCGAN-32 shapes
   python bench/layers.py --quick         # fewer repeats
+  python bench/layers.py --bn            # batch norm only: ours, autodiff, PyTorch
 
 A layer's training needs three products: the forward pass, the input gradient (dx) and the
 weight gradient (dw). For each generator layer (`ConvTranspose2d(4, 2, 1)`) and discriminator
@@ -11,6 +12,10 @@ layer (`Conv2d(4, 2, 1)`) of the seed's DCGAN, this times each product of each f
 forward+backward of 'fast' (the per-product choice joined by custom_vjp), of 'lax', and of
 PyTorch's layer (when torch is installed), side by side. It is how `layers._fast_plan` was
 chosen; run it on a new CPU to see whether the choice still holds there.
+
+Batch norm (each layer's map, forward + backward): `layers.batch_norm_train` (closed-form
+backward, reductions as matmuls), the textbook definition differentiated by JAX, and
+PyTorch's `BatchNorm2d`. It runs with the project's XLA CPU flags (`gan_jax.platform`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,15 @@ import statistics
 import sys
 import time
 
-import jax
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gan_jax import platform  # noqa: E402
+
+XLA_FLAGS = platform.configure_xla()  # before JAX starts its backend
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 from gan_jax.models import layers  # noqa: E402
 
@@ -106,6 +116,45 @@ def bench_layer(kind, batch, h, cin, cout, repeats):
     return row, whole
 
 
+def _bn_by_autodiff(x, scale, bias, eps):
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axes)
+    var = jnp.square(x - mean).mean(axes)
+    return (x - mean) * jax.lax.rsqrt(var + eps) * scale + bias, mean, var
+
+
+def bench_batch_norm(batch, h, c, repeats):
+    """Batch norm forward + backward (dx, dscale, dbias) on [batch, h, h, c]: ms per impl."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((batch, h, h, c), np.float32))
+    cot = jnp.asarray(rng.standard_normal((batch, h, h, c), np.float32))
+    scale, bias = jnp.ones((c,)), jnp.zeros((c,))
+    row = {}
+    for name, fn in (("ours", layers.batch_norm_train), ("autodiff", _bn_by_autodiff)):
+        both = jax.jit(
+            lambda x, s, b, c, fn=fn: jax.vjp(lambda x, s, b: fn(x, s, b, 1e-5)[0], x, s, b)[1](c)
+        )
+        row[name] = _median_ms(
+            lambda f=both: jax.block_until_ready(f(x, scale, bias, cot)), repeats
+        )
+    try:
+        import torch  # noqa: PLC0415 (optional peer)
+    except ImportError:
+        row["torch"] = None
+        return row
+    torch.set_num_threads(os.cpu_count() or 1)
+    bn_t = torch.nn.BatchNorm2d(c).train()
+    xt = torch.randn(batch, c, h, h, requires_grad=True)
+    cot_t = torch.randn(batch, c, h, h)
+
+    def step():
+        xt.grad = bn_t.weight.grad = bn_t.bias.grad = None
+        bn_t(xt).backward(cot_t)
+
+    row["torch"] = _median_ms(step, repeats)
+    return row
+
+
 def _fmt(ms):
     return "-" if ms is None else f"{ms:.1f}"
 
@@ -116,9 +165,23 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="3 repeats")
+    ap.add_argument("--bn", action="store_true", help="batch norm only")
     args = ap.parse_args(argv)
     repeats = 3 if args.quick else args.repeats
     print(f"{os.cpu_count()} CPU cores, jax {jax.__version__}, batch {args.batch}; ms, medians")
+    print(f"XLA_FLAGS `{XLA_FLAGS}`")
+    if args.bn:
+        # Every map a batch norm sees: each generator layer's output but the image.
+        maps = sorted({(2 * h, cout) for h, _, cout in SHAPES[args.size]["G"][:-1]})
+        maps.insert(0, (SHAPES[args.size]["G"][0][0], SHAPES[args.size]["G"][0][1]))
+        print("\nbatch norm fwd+bwd   ours  autodiff  PyTorch")
+        for h, c in maps:
+            row = bench_batch_norm(args.batch, h, c, repeats)
+            print(
+                f"  {h:>3d}x{h:<3d} x{c:<4d} {_fmt(row['ours']):>7s} {_fmt(row['autodiff']):>9s}"
+                f" {_fmt(row['torch']):>8s}"
+            )
+        return
     for kind in ("G", "D"):
         for h, cin, cout in SHAPES[args.size][kind]:
             row, whole = bench_layer(kind, args.batch, h, cin, cout, repeats)

@@ -408,6 +408,65 @@ class MapToDense(nn.Module):
         return x.astype(self.dtype).reshape(x.shape[0], -1) @ k
 
 
+def _channel_sum(x: jax.Array) -> jax.Array:
+    """Sums [N, ..., C] over all axes but the last, as N small matmuls with a ones vector.
+
+    Why not `x.sum(axes)`: XLA:CPU rewrites that reduction into a `reduce-window` that walks
+    the tensor one channel at a time, 3-4x slower than these matmuls for DCGAN's maps (the
+    whole batch norm forward + backward on 64x32x32x64: 5.6 ms, 26.1 ms by autodiff of
+    `x.mean`, PyTorch 11.2 ms; `python bench/layers.py --bn`). Summing each sample's H*W
+    pixels first and then the N partial sums is also more accurate than one long float32
+    accumulation, and it keeps the batch axis for sharding.
+    """
+    n, c = x.shape[0], x.shape[-1]
+    if x.ndim < 3:
+        return x.sum(0)
+    rows = x.reshape(n, -1, c)
+    ones = jnp.ones((n, 1, rows.shape[1]), x.dtype)
+    return (ones @ rows).sum((0, 1))
+
+
+def _channel_mean(x: jax.Array) -> jax.Array:
+    return _channel_sum(x) / (x.size // x.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def batch_norm_train(x, scale, bias, epsilon):
+    """Training-mode batch norm of float32 [N, ..., C]: returns (y, batch mean, biased var).
+
+    The same function as the textbook definition (two-pass variance, as PyTorch), with a
+    closed-form backward pass so that every reduction is a `_channel_sum`: autodiff of the
+    forward would add its own reductions, which XLA:CPU runs slowly (see `_channel_sum`).
+    """
+    return _bn_forward(x, scale, bias, epsilon)[0]
+
+
+def _bn_forward(x, scale, bias, epsilon):
+    mean = _channel_mean(x)
+    xc = x - mean
+    var = _channel_mean(xc * xc)
+    rstd = lax.rsqrt(var + epsilon)
+    y = xc * (rstd * scale) + bias
+    return (y, mean, var), (x, mean, rstd, scale)
+
+
+def _bn_backward(epsilon, res, cotangents):
+    x, mean, rstd, scale = res
+    dy, dmean, dvar = cotangents
+    n = x.size // x.shape[-1]
+    xhat = (x - mean) * rstd
+    dbias = _channel_sum(dy)
+    dscale = _channel_sum(dy * xhat)
+    # dy through the normalisation, then the (normally zero) cotangents of the statistics:
+    # mean's gradient is 1/n per element, var's is 2 (x - mean) / n.
+    dx = (scale * rstd) * (dy - (dbias + xhat * dscale) / n)
+    dx = dx + (dmean + 2.0 * dvar * (x - mean)) / n
+    return dx, dscale, dbias
+
+
+batch_norm_train.defvjp(_bn_forward, _bn_backward)
+
+
 class BatchNorm(nn.Module):
     """`torch.nn.BatchNorm2d` semantics over the last axis, in Flax's variable names.
 
@@ -434,15 +493,12 @@ class BatchNorm(nn.Module):
         ra_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
         xf = x.astype(jnp.float32)
         if train:
-            axes = tuple(range(x.ndim - 1))
-            mean = xf.mean(axes)
-            var = jnp.square(xf - mean).mean(axes)
+            y, mean, var = batch_norm_train(xf, scale, bias, self.epsilon)
             if not self.is_initializing():
                 n = x.size // c
                 m = self.momentum
                 ra_mean.value = m * ra_mean.value + (1 - m) * mean
                 ra_var.value = m * ra_var.value + (1 - m) * var * (n / max(n - 1, 1))
-        else:
-            mean, var = ra_mean.value, ra_var.value
-        mul = scale * lax.rsqrt(var + self.epsilon)
-        return ((xf - mean) * mul + bias).astype(self.dtype)
+            return y.astype(self.dtype)
+        mul = scale * lax.rsqrt(ra_var.value + self.epsilon)
+        return ((xf - ra_mean.value) * mul + bias).astype(self.dtype)
