@@ -109,33 +109,36 @@ def train_step(state: GANState, batch: jax.Array, *, config, data_sharding=None)
 
     (g_loss, d_stats), dfake = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
     (g_grads,) = g_pullback(dfake)
-    g_updates, g_opt = g_tx.update(g_grads, state.g_opt_state, g_params)
-    new_g_params = optax.apply_updates(g_params, g_updates)
-
-    ema = state.ema_params
-    if config.ema_decay > 0:
-        # Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the average
-        # follows G closely instead of holding on to the random initialisation for ~1/(1-decay)
-        # steps.
-        t = state.step.astype(jnp.float32)
-        decay = jnp.minimum(config.ema_decay, (1.0 + t) / (10.0 + t))
-        ema = optax.incremental_update(new_g_params, ema, step_size=1.0 - decay)
-
     finite = d_grad_ok & _all_finite(g_grads) & jnp.isfinite(g_loss)
-    new_state = state.replace(
-        step=state.step + 1,
-        g_params=new_g_params,
-        g_batch_stats=g_stats,
-        d_params=d_params,
-        d_batch_stats=d_stats,
-        g_opt_state=g_opt,
-        d_opt_state=d_opt,
-        ema_params=ema,
-    )
+
+    def apply_step():
+        g_updates, g_opt = g_tx.update(g_grads, state.g_opt_state, g_params)
+        new_g_params = optax.apply_updates(g_params, g_updates)
+        ema = state.ema_params
+        if config.ema_decay > 0:
+            # Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the
+            # average follows G closely instead of holding on to the random initialisation
+            # for ~1/(1-decay) steps.
+            t = state.step.astype(jnp.float32)
+            decay = jnp.minimum(config.ema_decay, (1.0 + t) / (10.0 + t))
+            ema = optax.incremental_update(new_g_params, ema, step_size=1.0 - decay)
+        return state.replace(
+            step=state.step + 1,
+            g_params=new_g_params,
+            g_batch_stats=g_stats,
+            d_params=d_params,
+            d_batch_stats=d_stats,
+            g_opt_state=g_opt,
+            d_opt_state=d_opt,
+            ema_params=ema,
+        )
+
     # A non-finite update is never applied: the state keeps its last good values, so the
     # next checkpoint cannot hold NaNs. The host reads `nonfinite_step` and stops or skips.
-    kept = state.replace(step=state.step + 1)
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
+    # `cond` rather than a `where` over the state: G's optimiser update then runs only when
+    # it is kept, and with the state donated a select made XLA:CPU copy every optimiser
+    # moment first (it reads the old moments after writing the new ones in place).
+    new_state = jax.lax.cond(finite, apply_step, lambda: state.replace(step=state.step + 1))
     new_state = new_state.replace(
         nonfinite_step=jnp.where(
             (state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step
