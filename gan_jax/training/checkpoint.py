@@ -105,6 +105,18 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def last_complete_step(self) -> int | None:
+        """The newest step whose save is finished on disk, read from the directory.
+
+        Not `latest_step()` for error messages: orbax lists a step as soon as its async save
+        starts, so after a failed write that could name a step that never reached the disk.
+        Call it when no save is in flight (after `wait()`, even one that raised).
+        """
+        try:
+            return max(ocp.step.checkpoint_steps(self.directory), default=None)
+        except OSError:
+            return None
+
     def all_steps(self) -> list[int]:
         return list(self.manager.all_steps())
 
@@ -223,7 +235,7 @@ class Checkpointer:
         what = f"checkpoint step {step}" if step is not None else "a checkpoint"
         raise CheckpointError(
             f"cannot write {what} to '{self.directory}': {reason}; "
-            f"the last complete checkpoint (step {self.latest_step()}) is kept"
+            f"the last complete checkpoint (step {self.last_complete_step()}) is kept"
         ) from None
 
     def close(self):

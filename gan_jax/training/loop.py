@@ -349,9 +349,13 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
         reason = _write_failure(e)
         if reason is None:
             raise
+        # A save may still be in flight on the same full disk: let it finish or fail before
+        # naming the step that is kept (its own failure adds nothing to this message).
+        with contextlib.suppress(Exception):
+            checkpointer.wait()
         raise ckpt_lib.CheckpointError(
             f"cannot write to workdir '{workdir}': {reason}; "
-            f"the last complete checkpoint (step {checkpointer.latest_step()}) is kept"
+            f"the last complete checkpoint (step {checkpointer.last_complete_step()}) is kept"
         ) from None
     finally:
         # Whatever ends the loop, finish the saves already started and close the logs; when
