@@ -29,6 +29,7 @@ from PIL import Image
 
 from gan_jax import config_lib
 from gan_jax import input as input_lib
+from gan_jax.training import checkpoint as ckpt_lib
 from gan_jax.training import loop, train_and_evaluate
 
 NUM_STEPS = 40
@@ -357,6 +358,24 @@ def test_disk_that_fills_is_one_clear_error_and_keeps_the_last_checkpoint(tmp_pa
         assert restored and max(restored) == int(m[1]), (sorted(restored), last)
         for leaves in restored.values():
             assert all(np.isfinite(x).all() for x in leaves if x.dtype.kind == "f")
+
+
+def test_error_names_the_newest_finished_save_not_one_in_flight(tmp_path):
+    """orbax lists a step once its async save starts; the kept step must be one on disk."""
+    ckpt = ckpt_lib.Checkpointer(str(tmp_path))
+    try:
+        ckpt.save(1, {"w": np.arange(4.0, dtype=np.float32)}, force=True)
+        ckpt.wait()
+        # What a save of step 2 that met a full disk leaves: orbax's unfinished temp folder.
+        os.makedirs(os.path.join(ckpt.directory, "2.orbax-checkpoint-tmp-1795900000"))
+        assert ckpt.last_complete_step() == 1
+        with pytest.raises(ckpt_lib.CheckpointError, match=r"step 2 .*\(step 1\) is kept"):
+            ckpt._raise_if_io(OSError(28, "No space left on device"), 2)
+    finally:
+        ckpt.close()
+    empty = ckpt_lib.Checkpointer(str(tmp_path / "empty"))
+    assert empty.last_complete_step() is None
+    empty.close()
 
 
 # ---------------------------------------------------------------------------------------------
