@@ -32,6 +32,8 @@ from absl import app, flags, logging
 from gan_jax import cli
 from gan_jax import platform as platform_lib
 
+if __name__ == "__main__":
+    platform_lib.use_huge_pages()  # restarts once with huge pages for malloc (Linux)
 platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
 platform_lib.enable_compilation_cache()
 

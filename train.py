@@ -23,6 +23,8 @@ from ml_collections import config_flags
 
 from gan_jax import platform as platform_lib
 
+if __name__ == "__main__":
+    platform_lib.use_huge_pages()  # restarts once with huge pages for malloc (Linux)
 platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
 platform_lib.enable_compilation_cache()
 

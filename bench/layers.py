@@ -30,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gan_jax import platform  # noqa: E402
 
+if __name__ == "__main__":
+    platform.use_huge_pages()  # restarts once with huge pages for malloc (Linux)
 XLA_FLAGS = platform.configure_xla()  # before JAX starts its backend
 
 import jax  # noqa: E402

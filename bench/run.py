@@ -26,6 +26,10 @@ What it measures, in one process tree and one run:
   * sampling images/s (generator forward, eval mode) and Inception (FID) feature images/s when
     `gan_jax.evaluation` and its weights are available.
 
+Ours runs as `train.py` does: with the project's XLA flags and, on Linux, restarted once with
+malloc huge pages (`gan_jax.platform`); PyTorch runs in the user's environment, as the seed's
+script would (`--torch-hugepages` gives it the huge pages too). Both are recorded in the JSON.
+
 Absolute times on a shared 2-core machine are noisy; compare the side-by-side ratio.
 Results go to bench/results/<name or timestamp>.json (see `--out`).
 """
@@ -53,6 +57,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from gan_jax import platform as platform_lib  # noqa: E402
 
+if __name__ == "__main__":
+    platform_lib.use_huge_pages()  # restarts once with huge pages for malloc (Linux)
 XLA_FLAGS = platform_lib.configure_xla()  # before JAX starts its backend
 
 import jax  # noqa: E402
@@ -160,7 +166,18 @@ def torch_available() -> bool:
     return True
 
 
-def run_torch(size: int, batch: int, width: int, *, bf16: bool, steps: int, warmup: int):
+def torch_environ(hugepages: bool) -> dict[str, str]:
+    """The PyTorch peer's environment: the user's own (as the seed's script is run), or ours.
+
+    Ours differs in one variable: `GLIBC_TUNABLES` asks malloc for huge pages (see
+    `gan_jax.platform.use_huge_pages`); `--torch-hugepages` gives PyTorch the same.
+    """
+    return dict(os.environ) if hugepages else platform_lib.user_environ()
+
+
+def run_torch(
+    size: int, batch: int, width: int, *, bf16: bool, steps: int, warmup: int, hugepages: bool
+):
     """Runs the PyTorch peer in a subprocess; returns its JSON dict (with `script`)."""
     seed = size == 64 and width == 64 and not bf16 and os.path.exists(SEED_TORCH)
     script = SEED_TORCH if seed else TORCH_PEER
@@ -168,7 +185,8 @@ def run_torch(size: int, batch: int, width: int, *, bf16: bool, steps: int, warm
     cmd += ["--warmup", str(warmup), "--threads", str(_cores())]
     if not seed:
         cmd += ["--size", str(size), "--width", str(width)] + (["--autocast"] if bf16 else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = torch_environ(hugepages)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode or not lines:
         raise RuntimeError(f"torch peer failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
@@ -195,6 +213,7 @@ def bench_step(size, args, dtype, use_torch) -> dict:
                 bf16=dtype == "bfloat16",
                 steps=args.steps,
                 warmup=args.warmup,
+                hugepages=args.torch_hugepages,
             )
             torch_meds.append(torch_info["step_s_median"])
             row["torch_step_s"] = torch_info["step_s_median"]
@@ -424,6 +443,8 @@ def markdown(res: dict) -> str:
     lines = [
         f"{m['cores']} CPU cores ({m['cpu']}); jax {v['jax']}, flax {v['flax']}, "
         f"torch {v['torch']}; XLA_FLAGS `{res['xla_flags'] or '(none)'}`",
+        f"GLIBC_TUNABLES: ours `{res['glibc_tunables']['ours'] or '(none)'}`, "
+        f"PyTorch `{res['glibc_tunables']['torch'] or '(none)'}`",
         "",
         "| train step | ours img/s | PyTorch img/s | ratio | ours compile s | ours peak RSS MiB |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -483,6 +504,11 @@ def parse_args(argv=None):
     ap.add_argument("--rounds", type=int, default=None, help="ours/PyTorch alternations (2)")
     ap.add_argument("--bf16", action="store_true", help="also bfloat16 vs torch bf16 autocast")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    ap.add_argument(
+        "--torch-hugepages",
+        action="store_true",
+        help="give PyTorch our malloc huge pages too (default: the user's environment)",
+    )
     ap.add_argument("--sections", default=",".join(SECTIONS), help=",".join(SECTIONS))
     ap.add_argument("--name", default=None, help="results file name (default: timestamp)")
     ap.add_argument("--out", default=None, help="results JSON path (overrides --name)")
@@ -526,6 +552,10 @@ def main(argv=None) -> dict:
         },
         "versions": _versions() if use_torch else {**_versions(), "torch": None},
         "xla_flags": XLA_FLAGS,
+        "glibc_tunables": {
+            "ours": os.environ.get("GLIBC_TUNABLES"),
+            "torch": torch_environ(args.torch_hugepages).get("GLIBC_TUNABLES"),
+        },
         "settings": {
             k: getattr(args, k) for k in ("batch", "width", "steps", "warmup", "rounds", "sizes")
         },

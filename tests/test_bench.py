@@ -16,7 +16,8 @@ def test_bench_tiny_writes_results(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    for key in ("machine", "versions", "xla_flags", "settings", "train_step", "peak_rss_mib"):
+    keys = ("machine", "versions", "xla_flags", "glibc_tunables", "settings", "train_step")
+    for key in (*keys, "peak_rss_mib"):
         assert key in res
     assert res["machine"]["cores"] >= 1
     assert res["torch_skipped"] == "--no-torch"
