@@ -1,4 +1,4 @@
-"""XLA flags the project sets for CPU runs, before JAX starts its backend.
+"""The project's CPU settings: XLA flags before JAX starts its backend, malloc huge pages.
 
 XLA reads `XLA_FLAGS` once, when the first backend is created (the first `jax.devices()`,
 array or jitted call), so `configure_xla()` must run before that: first thing in `train.py`,
@@ -14,6 +14,9 @@ processes). On an Intel AMX machine YNNPACK was measured faster for single kerne
 
 Flags only affect the CPU backend; a flag the user already put in `XLA_FLAGS` wins over ours,
 and `GAN_JAX_NO_XLA_FLAGS=1` turns the project's flags off.
+
+`use_huge_pages()` restarts an entry point once so that glibc's malloc backs XLA's buffers
+with transparent huge pages (10x fewer page faults, the DCGAN-64 step 9% faster); see there.
 """
 
 from __future__ import annotations
