@@ -353,6 +353,8 @@ def test_disk_that_fills_is_one_clear_error_and_keeps_the_last_checkpoint(tmp_pa
         # a disk filling mid-save once printed by the dozen. No unawaited-coroutine warnings.
         assert "Traceback" not in run.text, run.text[-3000:]
         assert "RuntimeWarning" not in run.text, run.text[-3000:]
+        # Nor orbax's own log lines about the failed save (it printed five, one with a 2 kB spec).
+        assert "os_error_code" not in run.text and "save_finalize" not in run.text, run.text[-3000:]
         os.remove(os.path.join(disk, "filler"))
         restored = _restore_all(workdir)
         assert restored and max(restored) == int(m[1]), (sorted(restored), last)
@@ -376,6 +378,20 @@ def test_error_names_the_newest_finished_save_not_one_in_flight(tmp_path):
     empty = ckpt_lib.Checkpointer(str(tmp_path / "empty"))
     assert empty.last_complete_step() is None
     empty.close()
+
+
+def test_only_orbax_echoes_of_a_failed_save_are_hidden():
+    echoes = [
+        "[process=0][thread=array_type_handler][operation_id=3] _SignalingThread.run() raised an "
+        "exception: RESOURCE_EXHAUSTED: Error opening \"zarr\" driver: ... [os_error_code='28']",
+        "[process=0] Failed to run 3 Handler Commit operations or the Commit callback in "
+        "background save thread, directory: /w/checkpoints/3",
+        "[process=0][thread=MainThread][step=3][wait_until_finished] Save Finalize thread "
+        "(save_finalize) failed.",
+    ]
+    assert all(ckpt_lib.is_save_failure_echo(m) for m in echoes)
+    others = ["Saving checkpoint for step 3", "[process=0] Checkpoint directory is read-only"]
+    assert not any(ckpt_lib.is_save_failure_echo(m) for m in others)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,6 +44,20 @@ def _io_failure(error: Exception) -> str | None:
     return None
 
 
+# What orbax's threads log when a save fails: the failure itself (a TensorStore status) and
+# the two lines that follow it. The failure reaches the caller through `wait()` / `save()`,
+# which report an I/O failure as one CheckpointError and re-raise anything else.
+_SAVE_FAILURE_ECHO = re.compile(
+    r"os_error_code=|_SignalingThread\.run\(\) raised an exception: [A-Z_]+: |"
+    r"Failed to run \d+ Handler Commit operations|Save Finalize thread \(save_finalize\) failed"
+)
+
+
+def is_save_failure_echo(message: str) -> bool:
+    """Whether an orbax log line only echoes a failed save that the caller reports itself."""
+    return bool(_SAVE_FAILURE_ECHO.search(message))
+
+
 def _quiet_closed_loop_callbacks() -> None:
     """Stops orbax's late TensorStore callbacks from printing dozens of tracebacks.
 

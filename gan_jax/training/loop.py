@@ -111,6 +111,12 @@ class _OwnInfoOnly(logging_std.Filter):
             # the failure once as a CheckpointError.
             if record.name == "asyncio" and "never retrieved" in str(record.msg):
                 return False
+            try:
+                text = record.getMessage()
+            except (TypeError, ValueError):  # a record whose arguments do not fit its format
+                text = str(record.msg)
+            if ckpt_lib.is_save_failure_echo(text):
+                return False  # reported once, by the CheckpointError (or the re-raised error)
             record.exc_info, record.exc_text = None, None
         return (
             record.levelno >= logging_std.WARNING
