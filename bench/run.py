@@ -1,6 +1,6 @@
 r"""gan_jax's benchmark: our jitted DCGAN train step beside the seed's PyTorch step, and more.
 
-  python bench/run.py                 # full run (~10 min on 2 cores), JSON + markdown table
+  python bench/run.py                 # full run (under 3 min on 2 cores), JSON + markdown table
   python bench/run.py --quick         # fewer steps and images
   python bench/run.py --bf16          # also bfloat16 compute beside PyTorch's bf16 autocast
 
