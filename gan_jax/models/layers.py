@@ -154,7 +154,7 @@ def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -
     b, h, w, cin = x.shape
     cout = kernel.shape[-1]
     if impl == "fast":
-        return _conv_transpose_fast(x, kernel, *_fast_plan(h))
+        return _fast(x, kernel, True, *_fast_plan(h))
     if impl.startswith("adjoint_"):
         # The transposed convolution IS the input gradient of the strided one (with the kernel's
         # channel axes swapped), so any strided formulation gives one through its transpose.
@@ -230,7 +230,7 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -> jax.Arra
     if h % 2 or w % 2:
         raise ValueError(f"conv_4x4_s2 needs even height and width, got {h}x{w}")
     if impl == "fast":
-        return _conv_fast(x, kernel, *_fast_plan(h // 2))
+        return _fast(x, kernel, False, *_fast_plan(h // 2))
     if impl == "lax":
         return lax.conv_general_dilated(
             x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC
@@ -296,42 +296,30 @@ def _swap_io(kernel):
     return kernel.transpose(0, 1, 3, 2)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_transpose_fast(x, kernel, strided, transposed):
-    return conv_transpose_4x4_s2(x, kernel, transposed)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _fast(x, kernel, up, strided, transposed):
+    """A 'fast' layer: a transposed convolution if `up` (G's), else a strided one (D's)."""
+    return conv_transpose_4x4_s2(x, kernel, transposed) if up else conv_4x4_s2(x, kernel, strided)
 
 
-def _conv_transpose_fast_fwd(x, kernel, strided, transposed):
-    return _conv_transpose_fast(x, kernel, strided, transposed), (x, kernel)
+def _fast_fwd(x, kernel, up, strided, transposed):
+    return _fast(x, kernel, up, strided, transposed), (x, kernel)
 
 
-def _conv_transpose_fast_bwd(strided, transposed, res, g):
+def _fast_bwd(up, strided, transposed, res, g):
+    # Each kind's input gradient is the other kind with the kernel's channels swapped; both
+    # weight gradients are the strided convolution's (a transposed layer's with x and g swapped).
     x, kernel = res
-    dx = conv_4x4_s2(g, _swap_io(kernel), strided)
-    dk = _swap_io(_strided_weight_grad(g, x))
+    if up:
+        dx = conv_4x4_s2(g, _swap_io(kernel), strided)
+        dk = _swap_io(_strided_weight_grad(g, x))
+    else:
+        dx = conv_transpose_4x4_s2(g, _swap_io(kernel), transposed)
+        dk = _strided_weight_grad(x, g)
     return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
-_conv_transpose_fast.defvjp(_conv_transpose_fast_fwd, _conv_transpose_fast_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_fast(x, kernel, strided, transposed):
-    return conv_4x4_s2(x, kernel, strided)
-
-
-def _conv_fast_fwd(x, kernel, strided, transposed):
-    return _conv_fast(x, kernel, strided, transposed), (x, kernel)
-
-
-def _conv_fast_bwd(strided, transposed, res, g):
-    x, kernel = res
-    dx = conv_transpose_4x4_s2(g, _swap_io(kernel), transposed)
-    dk = _strided_weight_grad(x, g)
-    return dx.astype(x.dtype), dk.astype(kernel.dtype)
-
-
-_conv_fast.defvjp(_conv_fast_fwd, _conv_fast_bwd)
+_fast.defvjp(_fast_fwd, _fast_bwd)
 
 
 class ConvTranspose4x4S2(nn.Module):
