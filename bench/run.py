@@ -15,7 +15,8 @@ What it measures, in one process tree and one run:
     timed ones; figures are medians, and `ratio` is our images/s over PyTorch's (>1: faster).
     `compile_s` is our first call (trace + compile + one step).
   * peak resident memory: ours (`getrusage(RUSAGE_SELF)`, read right after the train steps)
-    and PyTorch's (`RUSAGE_CHILDREN`, the largest child).
+    and PyTorch's (`RUSAGE_CHILDREN`, the largest child); our minor page faults and kernel
+    (system) CPU seconds per timed step, medians over rounds (what malloc huge pages change).
   * input pipeline images/s (`gan_jax.input.create_dataset`) for a JPEG folder (anime faces
     from `shared/data`, unzipped to a temp dir), an .npz (MNIST from `shared/data`) and TFDS
     twice: `tfds.testing.mock_data` celeb_a (examples made in Python at read time, so it
@@ -138,6 +139,7 @@ class OurStep:
         x = jax.random.uniform(jax.random.PRNGKey(1), (b, size, size, 3), jnp.float32, -1, 1)
         self.batch = jax.device_put(x, data)
         self.fn = step_lib.jit_train_step(config, mesh)
+        self.faults, self.system_s = [], []
         t = time.perf_counter()
         self._one()
         self.compile_s = time.perf_counter() - t
@@ -151,10 +153,15 @@ class OurStep:
         for _ in range(warmup):
             self._one()
         times = []
+        before = resource.getrusage(resource.RUSAGE_SELF)
         for _ in range(steps):
             t = time.perf_counter()
             self._one()
             times.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        # Page faults and kernel time per timed step: what malloc huge pages change.
+        self.faults.append((after.ru_minflt - before.ru_minflt) / max(steps, 1))
+        self.system_s.append((after.ru_stime - before.ru_stime) / max(steps, 1))
         return times
 
 
@@ -232,6 +239,8 @@ def bench_step(size, args, dtype, use_torch) -> dict:
         "img_per_s": round(args.batch / med, 2),
         "rounds": rounds,
         "peak_rss_mib": _rss_mib(),
+        "page_faults_per_step": round(statistics.median(ours.faults)),
+        "system_s_per_step": round(statistics.median(ours.system_s), 4),
     }
     if use_torch:
         tmed = statistics.median(torch_meds)
@@ -446,8 +455,9 @@ def markdown(res: dict) -> str:
         f"GLIBC_TUNABLES: ours `{res['glibc_tunables']['ours'] or '(none)'}`, "
         f"PyTorch `{res['glibc_tunables']['torch'] or '(none)'}`",
         "",
-        "| train step | ours img/s | PyTorch img/s | ratio | ours compile s | ours peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| train step | ours img/s | PyTorch img/s | ratio | ours compile s | ours peak RSS MiB "
+        "| ours page faults / step | ours system s / step |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in res.get("train_step", []):
         t = r.get("torch", {})
@@ -458,7 +468,7 @@ def markdown(res: dict) -> str:
         lines.append(
             f"| {label} | {r['img_per_s']} | {t.get('img_per_s', '-')} | "
             f"**{r.get('ratio', '-')}** (rounds {rounds}) | {r['compile_s']} | "
-            f"{r['peak_rss_mib']} |"
+            f"{r['peak_rss_mib']} | {r['page_faults_per_step']:,} | {r['system_s_per_step']} |"
         )
     pipe = res.get("pipeline", {})
     if pipe:

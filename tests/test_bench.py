@@ -24,5 +24,7 @@ def test_bench_tiny_writes_results(tmp_path):
     (step,) = res["train_step"]
     assert (step["size"], step["batch"], step["width"], step["dtype"]) == (32, 8, 8, "float32")
     assert step["img_per_s"] > 0 and step["compile_s"] > 0 and step["peak_rss_mib"] > 0
+    assert isinstance(step["page_faults_per_step"], int)  # measured, not left out
+    assert isinstance(step["system_s_per_step"], float)
     assert res["sampling"]["img_per_s"] > 0
     assert "| train step |" in proc.stdout
