@@ -16,7 +16,7 @@ Flags only affect the CPU backend; a flag the user already put in `XLA_FLAGS` wi
 and `GAN_JAX_NO_XLA_FLAGS=1` turns the project's flags off.
 
 `use_huge_pages()` restarts an entry point once so that glibc's malloc backs XLA's buffers
-with transparent huge pages (10x fewer page faults, the DCGAN-64 step 9% faster); see there.
+with transparent huge pages (100x fewer page faults, the DCGAN-64 step 14% faster); see there.
 """
 
 from __future__ import annotations
@@ -120,10 +120,11 @@ def use_huge_pages() -> None:
 
     XLA:CPU takes each step's buffers from malloc, which maps large ones fresh from the
     kernel and returns them when freed, so every step faults in every page of its temporary
-    memory again, 4 KiB at a time: 70,000 page faults per DCGAN-64 train step, a tenth of the
-    process's CPU time spent in the kernel. With the tunable `glibc.malloc.hugetlb=1`, malloc
-    asks for 2 MiB pages: 7,100 faults per step, and the step went from 550 to 504 ms
-    (3 alternating processes each). glibc reads tunables only at start-up, hence the restart
+    memory again, 4 KiB at a time. With the tunable `glibc.malloc.hugetlb=1`, malloc asks for
+    2 MiB pages: the DCGAN-64 train step took 674 instead of 69,842 page faults, 0.038 instead
+    of 0.114 s of kernel time, and ran at 135.6 instead of 119.2 img/s (`bench/run.py
+    --sections step --sizes 64 --no-torch`, with and without `GAN_JAX_NO_HUGEPAGES=1`).
+    glibc reads tunables only at start-up, hence the restart
     (`os.execv`: same process id, arguments, open files). Call it first thing in an entry
     point's `__main__`, never from library code.
 
