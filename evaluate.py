@@ -103,21 +103,12 @@ def main(argv):
     except weights_lib.WeightsError as e:
         _fail(str(e))
 
-    from gan_jax import config_lib, input, sampling  # noqa: PLC0415
+    from gan_jax import errors, logs, sampling  # noqa: PLC0415
     from gan_jax.evaluation import inception, reference, scoring  # noqa: PLC0415
-    from gan_jax.training import checkpoint as ckpt_lib  # noqa: PLC0415
-    from gan_jax.training import loop  # noqa: PLC0415
 
-    loop.quiet_library_logs()
+    logs.quiet_library_logs()
     logging.get_absl_handler().addFilter(_QuietOrbax())
-    user_errors = (
-        weights_lib.WeightsError,
-        reference.FolderError,
-        config_lib.ConfigError,
-        input.DataError,
-        ckpt_lib.CheckpointError,
-        sampling.SamplingError,
-    )
+    user_errors = (weights_lib.WeightsError, reference.FolderError, *errors.USER_ERRORS)
     try:
         if FLAGS.workdir:
             # The checkpoint first: a wrong --step fails before the network is compiled.
@@ -129,15 +120,23 @@ def main(argv):
                 "Evaluating %s step %d: %d samples", FLAGS.workdir, handle.step, FLAGS.num_samples
             )
             result = scoring.evaluate_generator(
-                handle,
+                lambda num, seed: sampling.generate(
+                    handle, num, seed=seed, batch_size=FLAGS.batch_size
+                ),
                 extractor,
+                config=handle.config,
                 num_samples=FLAGS.num_samples,
                 num_real=FLAGS.num_real,
                 batch_size=FLAGS.batch_size,
                 seed=FLAGS.seed,
                 stats_dir=FLAGS.stats_dir,
                 fid_method=FLAGS.fid_method,
-                checkpoint=FLAGS.step,
+                fake={
+                    "workdir": FLAGS.workdir,
+                    "step": handle.step,
+                    "checkpoint": FLAGS.step,
+                    "ema": handle.use_ema,
+                },
             )
             path = scoring.write_result(FLAGS.workdir, result)
         else:

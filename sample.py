@@ -56,7 +56,12 @@ flags.DEFINE_integer("frames", 60, "Frames of an interpolation or walk.")
 flags.DEFINE_float("fps", 24.0, "Frames per second of GIF and MP4.")
 flags.DEFINE_list("format", list(FORMATS), "Animation outputs: gif, mp4, strip (any of them).")
 flags.DEFINE_integer("scale", None, "Nearest upscaling; default 1 (stills), >= 256 px (videos).")
-flags.DEFINE_integer("label", None, "Class label for a class-conditional model.")
+flags.DEFINE_string(
+    "label",
+    None,
+    "Class-conditional models: a class id K, or 'all' (grid: one row per class, --cols "
+    "images each with the same latents down a column). Default: the classes in turn.",
+)
 flags.DEFINE_integer("batch_size", 256, "Images per device call (bounds device memory).")
 flags.DEFINE_string("out", None, "grid: .png file; images: folder; animations: path stem.")
 flags.DEFINE_bool("overwrite", True, "Replace existing outputs.")
@@ -164,13 +169,35 @@ def _run(handle, sampling):
     label = FLAGS.label
     if label is not None and not handle.conditional:
         _fail(f"--label: the model in '{FLAGS.workdir}' is unconditional; drop --label")
-    if label is not None and not 0 <= label < handle.num_classes:
-        _fail(f"--label must be in [0, {handle.num_classes}), got {label}")
+    per_class = label == "all"
+    if label is not None and not per_class:
+        try:
+            label = int(label)
+        except ValueError:
+            _fail(f"--label takes a class id or 'all', got {label!r}")
+        if not 0 <= label < handle.num_classes:
+            _fail(f"--label must be in [0, {handle.num_classes}) or 'all', got {label}")
+    if per_class and FLAGS.mode != "grid":
+        _fail("--label=all makes a grid with a row per class: use it with --mode=grid")
     target = _outputs(handle.step, handle.use_ema)
     video = FLAGS.mode in ("interpolate", "walk")
     num = FLAGS.num or (1 if video else 64)
     kwargs = {"truncation": FLAGS.truncation, "labels": label, "batch_size": FLAGS.batch_size}
 
+    if per_class:
+        # One row per class; column j uses latent j of the seed in every row.
+        cols = FLAGS.cols or 8
+        z = sampling.latents(handle.z_dim, cols, seed=FLAGS.seed, truncation=FLAGS.truncation)
+        z = np.tile(z, (handle.num_classes, 1))
+        labels = np.repeat(np.arange(handle.num_classes, dtype=np.int32), cols)
+        batches = sampling.render(handle, z, labels=labels, batch_size=FLAGS.batch_size)
+        images = np.concatenate(list(batches))
+        grid = sampling.make_grid(sampling.upscale(images, FLAGS.scale or 1), cols=cols)
+        sampling.save_png(grid, target)
+        logging.info(
+            "Wrote a grid of %d classes x %d images to %s", handle.num_classes, cols, target
+        )
+        return
     if FLAGS.mode == "grid":
         images = sampling.generate_array(handle, num, seed=FLAGS.seed, **kwargs)
         grid = sampling.make_grid(sampling.upscale(images, FLAGS.scale or 1), cols=FLAGS.cols)
@@ -231,9 +258,11 @@ def main(argv):
     if FLAGS.out:
         _outputs(None, True)  # an unwritable --out fails now, not after loading the model
     # Imported here so that --help and flag errors answer before JAX and TF load.
-    from gan_jax import sampling  # noqa: PLC0415
-    from gan_jax.training import errors  # noqa: PLC0415
-    from gan_jax.training.loop import quiet_library_logs  # noqa: PLC0415
+    from gan_jax import (
+        errors,  # noqa: PLC0415
+        sampling,  # noqa: PLC0415
+    )
+    from gan_jax.logs import quiet_library_logs  # noqa: PLC0415
 
     logging.set_verbosity(logging.INFO)
     quiet_library_logs()
@@ -254,8 +283,8 @@ def main(argv):
                 decay,
             )
         _run(handle, sampling)
-    except (*errors.USER_ERRORS, sampling.SamplingError) as e:
-        _fail(str(e), 2 if isinstance(e, sampling.SamplingError) else errors.exit_code(e))
+    except errors.USER_ERRORS as e:
+        _fail(str(e), errors.exit_code(e))
     except OSError as e:  # a disk that fills or a folder that vanishes while writing
         where = f" '{e.filename}'" if e.filename else ""
         _fail(f"cannot write{where}: {e.strerror or e}", 4)

@@ -87,7 +87,8 @@ def main(argv):
         sys.exit(2)
     import jax  # noqa: PLC0415
 
-    from gan_jax.training import errors, train_and_evaluate  # noqa: PLC0415
+    from gan_jax import errors  # noqa: PLC0415
+    from gan_jax.training import train_and_evaluate  # noqa: PLC0415
 
     try:
         train_and_evaluate(config, FLAGS.workdir)

@@ -7,11 +7,12 @@
 
 A layer's training needs three products: the forward pass, the input gradient (dx) and the
 weight gradient (dw). For each generator layer (`ConvTranspose2d(4, 2, 1)`) and discriminator
-layer (`Conv2d(4, 2, 1)`) of the seed's DCGAN, this times each product of each formulation in
-`gan_jax.models.layers` on its own (jitted, median of `--repeats` calls), then the whole
-forward+backward of 'fast' (the per-product choice joined by custom_vjp), of 'lax', and of
-PyTorch's layer (when torch is installed), side by side. It is how `layers._fast_plan` was
-chosen; run it on a new CPU to see whether the choice still holds there.
+layer (`Conv2d(4, 2, 1)`) of the seed's DCGAN, this times each product of each formulation
+(`lax` and the benchmark-only variants of `bench/layer_variants.py`) on its own (jitted, median
+of `--repeats` calls), then the whole forward+backward of 'fast' (the per-product choice of
+`gan_jax.models.layers`, joined by custom_vjp), of 'lax', and of PyTorch's layer (when torch is
+installed), side by side. It is how `layers._fast_plan` was chosen; run it on a new CPU to see
+whether the choice still holds there.
 
 Batch norm (each layer's map, forward + backward): `layers.batch_norm_train` (closed-form
 backward, reductions as matmuls), the textbook definition differentiated by JAX, and
@@ -38,6 +39,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench import layer_variants  # noqa: E402
 from gan_jax.models import layers  # noqa: E402
 
 SHAPES = {  # (input map size, cin, cout) per layer
@@ -91,8 +93,8 @@ def bench_layer(kind, batch, h, cin, cout, repeats):
     k = jax.numpy.asarray(rng.standard_normal((4, 4, cin, cout), np.float32) * 0.02)
     out = 2 * h if kind == "G" else h // 2
     cot = jax.numpy.asarray(rng.standard_normal((batch, out, out, cout), np.float32))
-    fn = layers.conv_transpose_4x4_s2 if kind == "G" else layers.conv_4x4_s2
-    impls = layers.CONV_TRANSPOSE_IMPLS if kind == "G" else layers.CONV_IMPLS
+    fn = layer_variants.conv_transpose_4x4_s2 if kind == "G" else layer_variants.conv_4x4_s2
+    impls = layer_variants.CONV_TRANSPOSE_IMPLS if kind == "G" else layer_variants.CONV_IMPLS
     row = {}
     for impl in impls:
         if impl == "fast":

@@ -69,7 +69,7 @@ from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 from configs import dcgan as dcgan_configs  # noqa: E402
-from gan_jax import models  # noqa: E402
+from gan_jax.models import dcgan  # noqa: E402
 from gan_jax.training import state as state_lib  # noqa: E402
 from gan_jax.training import step as step_lib  # noqa: E402
 
@@ -132,12 +132,13 @@ class OurStep:
         self.config = config
         mesh = step_lib.make_mesh()
         replicated = NamedSharding(mesh, P())
-        data = NamedSharding(mesh, P("data"))
         init = jax.jit(lambda k: state_lib.create_state(config, k), out_shardings=replicated)
         self.state = init(jax.random.PRNGKey(0))
         size, b = config.data.image_size, config.batch_size
-        x = jax.random.uniform(jax.random.PRNGKey(1), (b, size, size, 3), jnp.float32, -1, 1)
-        self.batch = jax.device_put(x, data)
+        shape = (config.d_steps, b, size, size, config.data.channels)
+        x = jax.random.uniform(jax.random.PRNGKey(1), shape, jnp.float32, -1, 1)
+        batch = {"image": x, "label": jnp.zeros(shape[:2], jnp.int32)}
+        self.batch = jax.device_put(batch, step_lib.batch_shardings(mesh))
         self.fn = step_lib.jit_train_step(config, mesh)
         self.faults, self.system_s = [], []
         t = time.perf_counter()
@@ -232,7 +233,7 @@ def bench_step(size, args, dtype, use_torch) -> dict:
         "batch": args.batch,
         "width": args.width,
         "dtype": dtype,
-        "conv_impl": models.resolve_conv_impl(config.model.conv_impl),
+        "conv_impl": dcgan.resolve_conv_impl(config.model.conv_impl),
         "compile_s": round(ours.compile_s, 2),
         "step_s_median": round(med, 4),
         "step_s_min": round(min(ours_times), 4),
@@ -396,7 +397,7 @@ def bench_pipelines(args, step_rates: dict, tmp: str) -> dict:
 def bench_sampling(args) -> dict:
     """Generator forward in eval mode (what sample.py does), DCGAN-64, float32."""
     config = step_config(64, args.batch, args.width, "float32")
-    generator, _ = models.build(config)
+    generator, _ = dcgan.build(config)
     variables = generator.init(jax.random.PRNGKey(0), jnp.zeros((1, 100)), train=False)
     fn = jax.jit(lambda v, z: generator.apply(v, z, train=False))
     z = jax.random.normal(jax.random.PRNGKey(1), (args.sample_batch, 100))

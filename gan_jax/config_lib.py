@@ -1,4 +1,7 @@
-"""Config checks that run before anything is compiled or read.
+"""Config files and the checks of the keys every run shares, before anything is compiled.
+
+Each stage owns its own keys and checks them itself (`models.<name>.validate`, `losses`,
+`augment`, `input`); this module holds the common keys and the helpers they all use.
 
 A user's mistake (a typo in a key, a negative learning rate, a batch that does not split
 over the devices) must end in one clear message naming the key and what is allowed, not
@@ -11,42 +14,37 @@ import os
 
 import ml_collections
 
-from gan_jax import losses
+from gan_jax import files
+from gan_jax.errors import ConfigError
 
-MODEL_DTYPES = ("float32", "bfloat16")
-CONV_IMPLS = ("auto", "fast", "lax")
-CROPS = ("none", "center")
 NONFINITE = ("stop", "skip")
-IMAGE_SIZES = (28, 32, 64, 128)
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "linear")  # linear: decay to zero at the last step (SNGAN, Mimicry)
 EVAL_PREPROCESSINGS = ("pytorch-fid", "tf")  # gan_jax.evaluation.PREPROCESSINGS, JAX-free
 CONFIG_FILE = "config.json"
 
 
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key."""
-
-
-def _require(ok: bool, key: str, message: str):
+def require(ok: bool, key: str, message: str):
     if not ok:
         raise ConfigError(f"config.{key}: {message}")
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v) -> bool:
+def is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _choice(config, key: str, allowed):
-    value = _get(config, key)
+def choice(config, key: str, allowed):
+    value = get(config, key)
     # Same type too: 32.0 == 32 and True == 1, but neither works as an image size or channels.
     ok = any(value == a and type(value) is type(a) for a in allowed)
-    _require(ok, key, f"'{value}' is not one of: {', '.join(map(str, allowed))}")
+    require(ok, key, f"'{value}' is not one of: {', '.join(map(str, allowed))}")
 
 
-def _get(config, key: str):
+def get(config, key: str):
     node = config
     for part in key.split("."):
         if part not in node:
@@ -55,117 +53,104 @@ def _get(config, key: str):
     return node
 
 
-def _positive_int(config, key: str, *, zero_ok: bool = False):
-    value = _get(config, key)
+def positive_int(config, key: str, *, zero_ok: bool = False):
+    value = get(config, key)
     low = 0 if zero_ok else 1
-    _require(
-        _is_int(value) and value >= low,
+    require(
+        is_int(value) and value >= low,
         key,
         f"must be an integer >= {low}, got {value!r}",
     )
 
 
-def _number_in(config, key: str, low: float, high: float, *, low_open=False, high_open=False):
-    value = _get(config, key)
-    ok = _is_number(value)
+def number_in(config, key: str, low: float, high: float, *, low_open=False, high_open=False):
+    value = get(config, key)
+    ok = is_number(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (
             value < high if high_open else value <= high
         )
     lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-    _require(ok, key, f"must be a number in {lo}{low}, {high}{hi}, got {value!r}")
+    require(ok, key, f"must be a number in {lo}{low}, {high}{hi}, got {value!r}")
 
 
-def validate(config: ml_collections.ConfigDict, *, num_devices: int, num_processes: int = 1):
-    """Raises ConfigError for any value that cannot work.
+def validate_common(config: ml_collections.ConfigDict, *, num_devices: int, num_processes: int = 1):
+    """Raises ConfigError for a common key (not owned by a model, loss or data source) that
+    cannot work. The full check, which dispatches to each stage's own `validate`, is
+    `gan_jax.training.validation.validate`.
 
     Args:
       config: the full training config.
       num_devices: devices over all processes; the global batch must split evenly.
       num_processes: processes in the run; each one reads batch_size / num_processes.
     """
-    from gan_jax import input as input_lib  # noqa: PLC0415 (keeps tf.data out of config parsing)
-    from gan_jax import models  # noqa: PLC0415
-
-    _positive_int(config, "seed", zero_ok=True)
-    _require(config.seed < 2**63, "seed", f"must be below 2**63, got {config.seed}")
-    _positive_int(config, "batch_size")
+    positive_int(config, "seed", zero_ok=True)
+    require(config.seed < 2**63, "seed", f"must be below 2**63, got {config.seed}")
+    positive_int(config, "batch_size")
     batch = config.batch_size
-    _require(
+    require(
         batch % num_devices == 0,
         "batch_size",
         f"{batch} does not divide over the {num_devices} devices; use a multiple of {num_devices}",
     )
-    _require(
+    require(
         batch % num_processes == 0,
         "batch_size",
         f"{batch} does not divide over the {num_processes} processes",
     )
-    _positive_int(config, "num_epochs", zero_ok=True)
-    _positive_int(config, "num_steps", zero_ok=True)
-    _require(
+    positive_int(config, "num_epochs", zero_ok=True)
+    positive_int(config, "num_steps", zero_ok=True)
+    require(
         config.num_epochs > 0 or config.num_steps > 0,
         "num_steps",
         "set num_steps > 0 or num_epochs > 0; the run would train for zero steps",
     )
+    positive_int(config, "data.shuffle_buffer")
 
-    _choice(config, "data.source", input_lib.SOURCES)
-    _choice(config, "data.image_size", IMAGE_SIZES)
-    _choice(config, "data.channels", (1, 3))
-    _choice(config, "data.crop", CROPS)
-    _positive_int(config, "data.shuffle_buffer")
-
-    _choice(config, "model.name", models.available())
-    _positive_int(config, "model.z_dim")
-    _positive_int(config, "model.g_width")
-    _positive_int(config, "model.d_width")
-    _choice(config, "model.conv_impl", CONV_IMPLS)
-    _choice(config, "model.dtype", MODEL_DTYPES)
-
-    _choice(config, "loss.name", tuple(losses.LOSSES))
-    _number_in(config, "loss.gp_weight", 0.0, 1e6)
-
+    optim = config.optim
+    if "name" in optim:
+        choice(config, "optim.name", OPTIMIZERS)
+    if "schedule" in optim:
+        choice(config, "optim.schedule", SCHEDULES)
+    if "weight_decay" in optim:
+        number_in(config, "optim.weight_decay", 0.0, 1.0)
     for net in ("g", "d"):
-        _number_in(config, f"optim.{net}_lr", 0.0, 1.0, low_open=True)
-        _number_in(config, f"optim.{net}_b1", 0.0, 1.0, high_open=True)
-        _number_in(config, f"optim.{net}_b2", 0.0, 1.0, high_open=True)
+        number_in(config, f"optim.{net}_lr", 0.0, 1.0, low_open=True)
+        number_in(config, f"optim.{net}_b1", 0.0, 1.0, high_open=True)
+        number_in(config, f"optim.{net}_b2", 0.0, 1.0, high_open=True)
 
-    _positive_int(config, "d_steps")
-    _number_in(config, "ema_decay", 0.0, 1.0, high_open=True)
-    _choice(config, "on_nonfinite", NONFINITE)
+    positive_int(config, "d_steps")
+    number_in(config, "ema_decay", 0.0, 1.0, high_open=True)
+    for key in ("ema_start", "ema_rampup_steps"):
+        if key in config:
+            positive_int(config, key, zero_ok=True)
+    choice(config, "on_nonfinite", NONFINITE)
     for key in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
-        _positive_int(config, key)
-    _positive_int(config, "num_sample_images")
+        positive_int(config, key)
+    positive_int(config, "num_sample_images")
+    if "standing_stats" in config:
+        positive_int(config, "standing_stats", zero_ok=True)
     if "eval" in config:  # configs written before FID-in-training have no eval section
-        _positive_int(config, "eval.fid_every", zero_ok=True)
-        _positive_int(config, "eval.num_samples")
-        _require(
+        positive_int(config, "eval.fid_every", zero_ok=True)
+        positive_int(config, "eval.num_samples")
+        require(
             config.eval.num_samples >= 4,
             "eval.num_samples",
             "needs at least 4 (precision/recall k=3)",
         )
-        _positive_int(config, "eval.batch_size")
-        _choice(config, "eval.preprocessing", EVAL_PREPROCESSINGS)
-        _require(
-            isinstance(_get(config, "eval.inception_weights"), str),
+        positive_int(config, "eval.batch_size")
+        choice(config, "eval.preprocessing", EVAL_PREPROCESSINGS)
+        require(
+            isinstance(get(config, "eval.inception_weights"), str),
             "eval.inception_weights",
             "must be a file path or '' (default weights)",
         )
-
-    # Last: the data checks may touch the disk (a folder that does not exist).
-    try:
-        input_lib.validate(config)
-    except input_lib.DataError as e:
-        raise ConfigError(str(e) if str(e).startswith("config.") else f"config.{e}") from None
 
 
 def save(config: ml_collections.ConfigDict, workdir: str):
     """Writes the config beside the checkpoints so that resume and sampling need no flags."""
     path = os.path.join(workdir, CONFIG_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config.to_json(indent=2, sort_keys=True))
-    os.replace(tmp, path)  # atomic: a kill never leaves half a config
+    files.write_text(path, config.to_json(indent=2, sort_keys=True))
 
 
 def load(workdir: str) -> ml_collections.ConfigDict:

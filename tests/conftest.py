@@ -46,6 +46,41 @@ def tiny_config(preset: str | None = None, **overrides):
     return c
 
 
+# Tiny versions of each model of the zoo, on the digits with their labels (offline), with the
+# parts each brings switched on: conditional models, several D steps, the linear schedule, the
+# orthogonal regulariser, the EMA start and adaptive DiffAugment.
+ZOO = {
+    "dcgan": {},
+    "sngan": {
+        "model.name": "sngan",
+        "model.num_classes": 10,
+        "loss.name": "hinge",
+        "d_steps": 2,
+        "optim.schedule": "linear",
+        "optim.g_b1": 0.0,
+        "optim.d_b1": 0.0,
+    },
+    "biggan": {
+        "model.name": "biggan",
+        "model.num_classes": 10,
+        "model.shared_dim": 8,
+        "model.attn_res": 16,
+        "loss.name": "hinge",
+        "reg.ortho": 1e-4,
+        "ema_start": 2,
+        "augment.policy": "color,translation,cutout",
+        "augment.adaptive": True,
+        "augment.adjust_every": 1,
+        "augment.speed_images": 1000,
+    },
+}
+
+
+def zoo_config(name: str, **overrides):
+    """`tiny_config` for model `name` of `ZOO` (overrides as in tiny_config, dotted keys ok)."""
+    return tiny_config(**{**ZOO[name], **overrides})
+
+
 @pytest.fixture
 def config():
     return tiny_config()

@@ -1,5 +1,7 @@
 """Config mistakes stop before anything compiles, with one message naming the key."""
 
+import importlib
+import re
 import subprocess
 import sys
 
@@ -8,6 +10,7 @@ from conftest import ROOT, tiny_config
 
 from configs import dcgan
 from gan_jax import config_lib
+from gan_jax.training import validation
 
 
 @pytest.mark.parametrize("preset", dcgan.PRESETS)
@@ -41,7 +44,7 @@ def test_celeba_preset_is_the_seed():
         ("optim.g_lr", -1e-4, "config.optim.g_lr"),
         ("optim.d_b1", 1.5, "config.optim.d_b1"),
         ("batch_size", 0, "config.batch_size"),
-        ("data.source", "ftp", "config.data.source: 'ftp' is not one of"),
+        ("data.source", "ftp", "config.data.source: unknown source 'ftp'"),
         ("loss.name", "wgan", "config.loss.name: 'wgan' is not one of: nonsaturating"),
         ("model.name", "stylegan9", "config.model.name"),
         ("model.dtype", "float16", "config.model.dtype"),
@@ -51,23 +54,31 @@ def test_celeba_preset_is_the_seed():
         ("on_nonfinite", "ignore", "config.on_nonfinite"),
         ("data.channels", 2, "config.data.channels"),
         ("log_every", -3, "config.log_every"),
+        ("optim.name", "sgd", "config.optim.name: 'sgd' is not one of: adam, adamw"),
+        ("optim.schedule", "cosine", "config.optim.schedule: 'cosine' is not one of"),
+        ("reg.r1", -1.0, "config.reg.r1: must be a number in"),
+        ("reg.r1_every", 0, "config.reg.r1_every: must be an integer >= 1"),
+        ("augment.policy", "color,blur", "config.augment.policy: unknown"),
+        ("augment.p", 1.5, "config.augment.p: must be a number in"),
+        ("model.num_classes", 10, "config.model.num_classes: DCGAN is unconditional"),
+        ("model.conv_impl", "fastest", "config.model.conv_impl"),
     ],
 )
 def test_bad_values_name_the_key(key, value, needle):
     with pytest.raises(config_lib.ConfigError, match=needle.replace(".", r"\.")):
-        config_lib.validate(tiny_config(**{key: value}), num_devices=1)
+        validation.validate(tiny_config(**{key: value}), num_devices=1)
 
 
 def test_batch_must_divide_over_devices():
     with pytest.raises(config_lib.ConfigError, match="does not divide over the 3 devices"):
-        config_lib.validate(tiny_config(batch_size=8), num_devices=3)
-    config_lib.validate(tiny_config(batch_size=9), num_devices=3)
+        validation.validate(tiny_config(batch_size=8), num_devices=3)
+    validation.validate(tiny_config(batch_size=9), num_devices=3)
 
 
 def test_missing_folder_is_a_config_error(tmp_path):
     c = tiny_config(**{"data.source": "folder", "data.path": str(tmp_path / "nope")})
     with pytest.raises(config_lib.ConfigError, match="data.path"):
-        config_lib.validate(c, num_devices=1)
+        validation.validate(c, num_devices=1)
 
 
 def test_saved_config_round_trips(tmp_path):
@@ -114,3 +125,39 @@ def test_unknown_key_and_preset_have_no_traceback(tmp_path):
         assert out.returncode != 0
         assert needle in out.stderr
         assert "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "name, key, value, needle",
+    [
+        ("sngan", "data.image_size", 28, "config.data.image_size: '28' is not one of: 32, 48"),
+        ("sngan", "model.g_width", 0, "config.model.g_width: must be an integer >= 1"),
+        ("sngan", "model.upsample", "cubic", "config.model.upsample"),
+        ("biggan", "model.z_dim", 81, "config.model.z_dim"),
+        ("biggan", "model.attn_res", 12, "config.model.attn_res"),
+        ("biggan", "data.image_size", 48, "config.data.image_size"),
+        ("biggan", "model.num_classes", 7, "config.model.num_classes: 7, but the data has 10"),
+        ("sngan", "augment.adaptive", True, "config.augment.adaptive: needs augment.policy"),
+    ],
+)
+def test_new_models_own_their_keys(name, key, value, needle):
+    """Each model checks its own keys; a conditional config must agree with the data."""
+    config = importlib.import_module(f"configs.{name}").get_config("digits")
+    config.batch_size = 8
+    node, *path = key.split(".")
+    target = config[node]
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    with pytest.raises(config_lib.ConfigError, match=re.escape(needle)):
+        validation.validate(config, num_devices=1)
+
+
+@pytest.mark.parametrize("name", ["sngan", "biggan"])
+def test_new_model_presets_validate(name):
+    module = importlib.import_module(f"configs.{name}")
+    for preset in module.PRESETS:
+        config = module.get_config(preset)
+        assert config.preset == preset
+        if config.data.source == "digits":
+            validation.validate(config, num_devices=1)

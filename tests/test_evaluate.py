@@ -199,9 +199,9 @@ def test_fid_hook_keeps_the_lowest_fid_across_a_resume(tmp_path, monkeypatch):
 
     fids = iter([5.0, 3.0, 4.0, 3.5, 2.0])
 
-    def scripted(handle, extractor, **kwargs):
+    def scripted(generate, extractor, *, fake, **kwargs):
         protocol = {"num_fake": N, "num_real": N, "preprocessing": "pytorch-fid"}
-        return {"fid": next(fids), "kid": 0.0, "step": handle.step, "protocol": protocol}
+        return {"fid": next(fids), "kid": 0.0, "step": fake["step"], "protocol": protocol}
 
     monkeypatch.setattr(inception, "InceptionFeatures", lambda *a, **k: None)
     monkeypatch.setattr(reference, "reference_stats", lambda *a, **k: None)

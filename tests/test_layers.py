@@ -1,4 +1,8 @@
-"""Exact-convolution layers: every formulation equals `lax` and PyTorch, values and gradients."""
+"""Exact-convolution layers: every formulation equals `lax` and PyTorch, values and gradients.
+
+'lax' and 'fast' are the library's (`gan_jax.models.layers`); the other formulations are the
+benchmark's (`bench/layer_variants.py`), checked here so its timings compare equal functions.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +10,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from bench import layer_variants
 from gan_jax.models import layers
 
 TORCH_REASON = "torch (CPU, ==2.13.0) is an optional test dependency for PyTorch parity checks"
@@ -22,6 +27,17 @@ def _value_and_grads(fn, x, kernel, cot):
     return np.asarray(y), np.asarray(gx), np.asarray(gk)
 
 
+def _conv_transpose(x, kernel, impl):
+    """The library's own impls from `layers`, the benchmark-only variants from `bench`."""
+    lib = layers if impl in layers.CONV_TRANSPOSE_IMPLS else layer_variants
+    return lib.conv_transpose_4x4_s2(x, kernel, impl)
+
+
+def _conv(x, kernel, impl):
+    lib = layers if impl in layers.CONV_IMPLS else layer_variants
+    return lib.conv_4x4_s2(x, kernel, impl)
+
+
 def _assert_close(actual, expected, rtol=1e-5):
     scale = np.abs(expected).max()
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
@@ -32,20 +48,20 @@ CT_X, CT_K = (2, 5, 6, 3), (4, 4, 3, 4)
 CONV_X, CONV_K = (2, 6, 8, 3), (4, 4, 3, 4)
 
 
-@pytest.mark.parametrize("impl", [i for i in layers.CONV_TRANSPOSE_IMPLS if i != "lax"])
+@pytest.mark.parametrize("impl", [i for i in layer_variants.CONV_TRANSPOSE_IMPLS if i != "lax"])
 def test_conv_transpose_impls_match_lax(impl):
     x, k, cot = _rand(CT_X, 0), _rand(CT_K, 1), _rand((2, 10, 12, 4), 2)
     ref = _value_and_grads(lambda a, b: layers.conv_transpose_4x4_s2(a, b, "lax"), x, k, cot)
-    got = _value_and_grads(lambda a, b: layers.conv_transpose_4x4_s2(a, b, impl), x, k, cot)
+    got = _value_and_grads(lambda a, b: _conv_transpose(a, b, impl), x, k, cot)
     for g, r in zip(got, ref, strict=True):
         _assert_close(g, r)
 
 
-@pytest.mark.parametrize("impl", [i for i in layers.CONV_IMPLS if i != "lax"])
+@pytest.mark.parametrize("impl", [i for i in layer_variants.CONV_IMPLS if i != "lax"])
 def test_conv_impls_match_lax(impl):
     x, k, cot = _rand(CONV_X, 0), _rand(CONV_K, 1), _rand((2, 3, 4, 4), 2)
     ref = _value_and_grads(lambda a, b: layers.conv_4x4_s2(a, b, "lax"), x, k, cot)
-    got = _value_and_grads(lambda a, b: layers.conv_4x4_s2(a, b, impl), x, k, cot)
+    got = _value_and_grads(lambda a, b: _conv(a, b, impl), x, k, cot)
     for g, r in zip(got, ref, strict=True):
         _assert_close(g, r)
 
@@ -81,7 +97,7 @@ def _torch_value_and_grads(torch, fn, x_nhwc, weight, cot_nhwc):
     return to_nhwc(y), to_nhwc(x.grad), w.grad.numpy()
 
 
-@pytest.mark.parametrize("impl", layers.CONV_TRANSPOSE_IMPLS)
+@pytest.mark.parametrize("impl", layer_variants.CONV_TRANSPOSE_IMPLS)
 @pytest.mark.parametrize("hw", [(5, 6), (4, 4)])  # 'fast' takes another path on 4x4 maps
 def test_conv_transpose_matches_torch(impl, hw):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
@@ -90,15 +106,13 @@ def test_conv_transpose_matches_torch(impl, hw):
     fn = lambda a, b: torch.nn.functional.conv_transpose2d(a, b, stride=2, padding=1)
     y_t, gx_t, gw_t = _torch_value_and_grads(torch, fn, x, w, cot)
     kernel = w.transpose(2, 3, 0, 1)  # the documented layout
-    y, gx, gk = _value_and_grads(
-        lambda a, b: layers.conv_transpose_4x4_s2(a, b, impl), x, kernel, cot
-    )
+    y, gx, gk = _value_and_grads(lambda a, b: _conv_transpose(a, b, impl), x, kernel, cot)
     _assert_close(y, y_t)
     _assert_close(gx, gx_t)
     _assert_close(gk, gw_t.transpose(2, 3, 0, 1))
 
 
-@pytest.mark.parametrize("impl", layers.CONV_IMPLS)
+@pytest.mark.parametrize("impl", layer_variants.CONV_IMPLS)
 @pytest.mark.parametrize("hw", [(3, 4), (4, 4)])
 def test_conv_matches_torch(impl, hw):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
@@ -107,7 +121,7 @@ def test_conv_matches_torch(impl, hw):
     fn = lambda a, b: torch.nn.functional.conv2d(a, b, stride=2, padding=1)
     y_t, gx_t, gw_t = _torch_value_and_grads(torch, fn, x, w, cot)
     kernel = w.transpose(2, 3, 1, 0)
-    y, gx, gk = _value_and_grads(lambda a, b: layers.conv_4x4_s2(a, b, impl), x, kernel, cot)
+    y, gx, gk = _value_and_grads(lambda a, b: _conv(a, b, impl), x, kernel, cot)
     _assert_close(y, y_t)
     _assert_close(gx, gx_t)
     _assert_close(gk, gw_t.transpose(2, 3, 1, 0))
@@ -213,9 +227,17 @@ def test_bfloat16_compute_keeps_float32_params():
 
 def test_unknown_impl_raises():
     x, k = jnp.zeros((1, 4, 4, 2)), jnp.zeros((4, 4, 2, 3))
+    for lib, impl in ((layers, "fast"), (layer_variants, "s2d_dot")):
+        with pytest.raises(ValueError, match="impl"):
+            lib.conv_transpose_4x4_s2(x, k, "nope")
+        with pytest.raises(ValueError, match="impl"):
+            lib.conv_4x4_s2(x, k, "nope")
+        with pytest.raises(ValueError, match="even"):
+            lib.conv_4x4_s2(jnp.zeros((1, 5, 4, 2)), k, impl)
     with pytest.raises(ValueError, match="impl"):
-        layers.conv_transpose_4x4_s2(x, k, "nope")
-    with pytest.raises(ValueError, match="impl"):
-        layers.conv_4x4_s2(x, k, "nope")
-    with pytest.raises(ValueError, match="even"):
-        layers.conv_4x4_s2(jnp.zeros((1, 5, 4, 2)), k, "fast")
+        layer_variants.conv_transpose_4x4_s2(x, k, "adjoint_nope")
+    # The library serves only what the models use; a variant's name points to the benchmark.
+    with pytest.raises(ValueError, match="bench/layer_variants.py"):
+        layers.conv_transpose_4x4_s2(x, k, "phase_conv")
+    with pytest.raises(ValueError, match="bench/layer_variants.py"):
+        layers.conv_4x4_s2(x, k, "s2d_conv")

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gan_jax import config_lib
+from gan_jax import config_lib, logs
 from gan_jax import input as input_lib
 from gan_jax.training import checkpoint as ckpt_lib
-from gan_jax.training import loop, train_and_evaluate
+from gan_jax.training import loop, train_and_evaluate, validation
 
 NUM_STEPS = 40
 TINY = [
@@ -389,9 +389,9 @@ def test_only_orbax_echoes_of_a_failed_save_are_hidden():
         "[process=0][thread=MainThread][step=3][wait_until_finished] Save Finalize thread "
         "(save_finalize) failed.",
     ]
-    assert all(ckpt_lib.is_save_failure_echo(m) for m in echoes)
+    assert all(logs.is_save_failure_echo(m) for m in echoes)
     others = ["Saving checkpoint for step 3", "[process=0] Checkpoint directory is read-only"]
-    assert not any(ckpt_lib.is_save_failure_echo(m) for m in others)
+    assert not any(logs.is_save_failure_echo(m) for m in others)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -581,7 +581,7 @@ def test_validate_passes_or_raises_config_error(edits):
             _set(d, key, value)
     config = ml_collections.ConfigDict(d)
     try:
-        config_lib.validate(config, num_devices=1)
+        validation.validate(config, num_devices=1)
     except config_lib.ConfigError as e:
         assert str(e).startswith("config."), str(e)
         return
@@ -660,8 +660,9 @@ def _poison(monkeypatch, bad_steps, value):
         def __iter__(self):
             for step, batch in enumerate(self._ds, start=self._start + 1):
                 if step in bad_steps:
-                    batch = np.array(batch)
-                    batch[0, 0, 0, 0] = value
+                    image = np.array(batch["image"])
+                    image[0, 0, 0, 0] = value
+                    batch = dict(batch, image=image)
                 yield batch
 
     def create(config, **kwargs):

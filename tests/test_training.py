@@ -21,9 +21,14 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
 
 
-def _batch(config, seed=0):
-    shape = (config.batch_size, config.data.image_size, config.data.image_size, 1)
-    return jax.random.uniform(jax.random.PRNGKey(seed), shape, minval=-1.0, maxval=1.0)
+def _batch(config, seed=0, nan=False):
+    """A step's batch: d_steps real batches of uniform noise images, labels 0."""
+    s = config.data.image_size
+    shape = (config.d_steps, config.batch_size, s, s, config.data.channels)
+    images = jax.random.uniform(jax.random.PRNGKey(seed), shape, minval=-1.0, maxval=1.0)
+    if nan:
+        images = images.at[0, 0, 0, 0, 0].set(jnp.nan)
+    return {"image": images, "label": jnp.zeros(shape[:2], jnp.int32)}
 
 
 @pytest.mark.parametrize("loss", sorted(losses.LOSSES))
@@ -43,7 +48,7 @@ def test_one_step_per_loss_updates_both_networks(loss):
             for a, b in zip(_leaves(getattr(before, name)), _leaves(getattr(new, name)))
         ]
         assert all(changed), f"{name}: some leaves did not move"
-    assert (metrics["gp"] > 0) == (loss == "wasserstein_gp")
+    assert (metrics.get("gp", 0) > 0) == (loss == "wasserstein_gp")
     assert 0 < metrics["d_real"] < 1 and 0 < metrics["d_fake"] < 1
 
 
@@ -64,7 +69,7 @@ def test_nan_batch_is_never_applied(mode):
     config = tiny_config(on_nonfinite=mode)
     state = state_lib.create_state(config, jax.random.PRNGKey(0))
     before = _leaves(state.g_params) + _leaves(state.d_params)
-    bad = _batch(config).at[0, 0, 0, 0].set(jnp.nan)
+    bad = _batch(config, nan=True)
     new, metrics = step_lib.jit_train_step(config, step_lib.make_mesh())(state, bad)
     assert float(metrics["nonfinite"]) == 1.0
     assert int(new.nonfinite_step) == 0 and int(new.skipped_updates) == 1

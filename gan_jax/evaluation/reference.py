@@ -128,7 +128,7 @@ def real_images(config, num_samples: int, *, batch_size: int = 100) -> Iterator[
     for batch in dataset:
         if left <= 0:
             break
-        batch = np.asarray(batch)[:left]
+        batch = np.asarray(batch["image"])[:left]
         left -= batch.shape[0]
         yield np.clip(np.round((batch + 1.0) * 127.5), 0, 255).astype(np.uint8)
 

@@ -3,7 +3,9 @@
 What evaluate.py and the in-training FID hook call::
 
     extractor = InceptionFeatures(preprocessing='pytorch-fid')
-    result = evaluate_generator(handle, extractor, config=handle.config, num_samples=10_000)
+    generate = lambda num, seed: sampling.generate(handle, num, seed=seed)  # the caller's
+    result = evaluate_generator(generate, extractor, config=handle.config, num_samples=10_000,
+                                fake={'workdir': ..., 'step': handle.step, ...})
     print(format_result(result))
     write_result(workdir, result)        # workdir/eval/step_N.json + TensorBoard
 
@@ -15,12 +17,12 @@ protocol, so it travels with every number.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import numpy as np
 
+from gan_jax import files
 from gan_jax.evaluation import inception
 from gan_jax.evaluation import metrics as metrics_lib
 from gan_jax.evaluation import reference as reference_lib
@@ -91,9 +93,10 @@ def score(
 
 
 def evaluate_generator(
-    handle,
+    generate,
     extractor,
     *,
+    config,
     num_samples: int,
     num_real: int = 0,
     batch_size: int = 50,
@@ -101,13 +104,16 @@ def evaluate_generator(
     stats_dir: str | os.PathLike | None = None,
     reference: metrics_lib.ReferenceStats | None = None,
     fid_method: str = "sqrtm",
-    checkpoint: str | int | None = None,
+    fake: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Samples a generator and scores it against its training set's reference statistics.
 
     Args:
-      handle: a `gan_jax.sampling.Generator` (from `load_generator` or `from_state`).
+      generate: (num, seed) -> iterable of uint8 [b, H, W, C] batches, `num` images in all;
+        the same seed gives the same images (evaluation never imports the sampler or the
+        trainer: the caller hands it this function).
       extractor: an `inception.InceptionFeatures`.
+      config: the run's config (names the reference dataset).
       num_samples: generated images.
       num_real: reference images (0: as many as `num_samples`; capped at the dataset size).
       batch_size: images per generator and network call.
@@ -115,23 +121,23 @@ def evaluate_generator(
       stats_dir: reference statistics cache (default ``~/.cache/gan_jax/fid_stats``).
       reference: precomputed reference statistics (skips the cache lookup).
       fid_method: see `score`.
-      checkpoint: how the checkpoint was chosen ('best', 'latest', a step), for the protocol.
+      fake: what made the fakes, for the protocol: workdir, step, checkpoint (how it was
+        chosen: 'best', 'latest', a step), ema (bool). 'step' is also the result's step.
 
     Returns:
       The result dict (scores and 'protocol').
     """
-    from gan_jax import sampling  # noqa: PLC0415 (sampling imports the training package)
-
+    fake = dict(fake or {})
     if reference is None:
         reference = reference_lib.reference_stats(
-            handle.config,
+            config,
             extractor,
             num_samples=num_real or num_samples,
             batch_size=batch_size,
             stats_dir=stats_dir,
         )
     metrics_lib.check_protocols_compatible(reference.protocol, extractor.protocol())
-    fakes = sampling.generate(handle, num_samples, seed=seed, batch_size=batch_size)
+    fakes = generate(num_samples, seed)
     progress = inception.Progress("generated", num_samples)
     fake_features, fake_logits = extractor.features(
         fakes, batch_size=batch_size, with_logits=True, progress=progress
@@ -145,10 +151,10 @@ def evaluate_generator(
         num_fake=int(fake_features.shape[0]),
         num_real=int(reference.protocol.get("num_samples", 0)),
         fake={
-            "workdir": os.path.abspath(handle.workdir) if handle.workdir else "",
-            "step": int(handle.step),
-            "checkpoint": "latest" if checkpoint is None else checkpoint,
-            "ema": bool(handle.use_ema),
+            "workdir": os.path.abspath(fake["workdir"]) if fake.get("workdir") else "",
+            "step": int(fake.get("step", 0)),
+            "checkpoint": "latest" if fake.get("checkpoint") is None else fake["checkpoint"],
+            "ema": bool(fake.get("ema", False)),
             "latent_seed": int(seed),
             "quantized": "uint8, like saved images",
         },
@@ -157,7 +163,7 @@ def evaluate_generator(
             for k in ("dataset", "split", "resolution", "channels", "crop", "num_samples")
         },
     )
-    result["step"] = int(handle.step)
+    result["step"] = int(fake.get("step", 0))
     return result
 
 
@@ -248,10 +254,7 @@ def write_result(workdir: str, result: dict[str, Any], *, tensorboard: bool = Tr
     os.makedirs(folder, exist_ok=True)
     step = int(result["step"])
     path = os.path.join(folder, f"step_{step}.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    files.write_json(path, result)
     if tensorboard:
         from clu import metric_writers  # noqa: PLC0415
 

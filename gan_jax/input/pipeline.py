@@ -1,4 +1,6 @@
-"""Batches of training images: ``create_dataset(config, ...)`` and ``validate(config)``.
+"""Batches of training images and labels: ``create_dataset(config, ...)``, ``validate(config)``.
+
+Also ``load_labelled_arrays(config, split)``: a labelled split as arrays, for evaluation.
 
 Two kinds of pipeline sit behind one :class:`Dataset` interface:
 
@@ -8,7 +10,8 @@ Two kinds of pipeline sit behind one :class:`Dataset` interface:
   ``numpy.random.default_rng([seed, e])``; global batch ``b`` of that epoch is positions
   ``[b*B, (b+1)*B)`` of it, and process ``p`` takes the ``p``-th slice of ``B / process_count``
   examples. So the processes' local batches together form exactly the global batch a
-  one-process run sees, and resuming at step ``k`` is index arithmetic (no decoding).
+  one-process run sees, and resuming at step ``k`` is index arithmetic (no decoding). Labels
+  sit in an int32 array beside the images and are taken with the same indices.
   Each epoch drops ``N mod B`` examples (different ones each epoch). Every process holds the
   whole (small) array; folders over ``MAX_IN_MEMORY_BYTES`` live in a disk-backed memmap.
 * **Streaming** (larger TFDS datasets: celeb_a, lsun): each process reads its own part of the
@@ -17,7 +20,9 @@ Two kinds of pipeline sit behind one :class:`Dataset` interface:
   at step ``k`` only decodes and drops the batches of the current epoch before ``k``
   (``ds.skip``): at most one epoch of decoding, done before the first batch.
 
-Batches are float32 ``[local_batch, S, S, C]`` in [-1, 1] (``x / 127.5 - 1``).
+Batches are dicts ``{'image': float32 [local_batch, S, S, C] in [-1, 1] (x / 127.5 - 1),
+'label': int32 [local_batch]}``; the labels are class ids when ``config.model.num_classes > 0``
+(see :mod:`gan_jax.input.sources` for where each source reads them) and all 0 otherwise.
 
 Notes:
 
@@ -27,7 +32,9 @@ Notes:
   ``Dataset.skipped`` is exact before the first step.
 * Optional ``config.data`` fields, read with defaults when absent: ``max_in_memory_bytes``
   (folder; 2 GiB), ``cache_dir`` (folder memmap; system temp dir), ``tfds_in_memory_bytes``
-  (512 MiB), ``data_dir`` (TFDS), ``tf_threads`` (tf.data private thread pool; min(8, CPUs)).
+  (512 MiB), ``data_dir`` (TFDS), ``tf_threads`` (tf.data private thread pool; min(8, CPUs)),
+  ``label_key`` (npz; '' = no labels), ``labels`` (folder; 'none' | 'subfolders'),
+  ``label_feature`` (TFDS; 'label'); and ``config.model.num_classes`` (0).
 """
 
 from __future__ import annotations
@@ -73,7 +80,11 @@ def validate(config) -> None:
     """Cheap checks of ``config.data`` before anything is compiled or decoded.
 
     Checks the source name, image size, channels and crop, that a folder exists and holds image
-    files, that an npz file holds ``npz_key``, and that a TFDS name is known.
+    files, that an npz file holds ``npz_key``, and that a TFDS name is known. With
+    ``model.num_classes > 0`` also that the source has labels and as many classes: an npz
+    holds ``label_key``, a folder with ``labels='subfolders'`` has >= 2 class subfolders with
+    images, a TFDS dataset has the ClassLabel ``label_feature``, digits have 10 classes. (An
+    npz's label values are checked where they are read, by :func:`create_dataset`.)
 
     Args:
       config: the run's ConfigDict.
@@ -84,28 +95,47 @@ def validate(config) -> None:
     source, size, channels, crop = _settings(config)
     if source not in SOURCES:
         raise DataError(
-            f"data.source: unknown source '{source}'; choose one of {', '.join(SOURCES)}"
+            f"config.data.source: unknown source '{source}'; choose one of {', '.join(SOURCES)}"
         )
     if size <= 0:
-        raise DataError(f"data.image_size: must be a positive integer, got {size}")
+        raise DataError(f"config.data.image_size: must be a positive integer, got {size}")
     if channels not in (1, 3):
-        raise DataError(f"data.channels: must be 1 or 3, got {channels}")
+        raise DataError(f"config.data.channels: must be 1 or 3, got {channels}")
     if crop not in sources.CROPS:
-        raise DataError(f"data.crop: must be one of {', '.join(sources.CROPS)}, got '{crop}'")
-    if source == "folder":
-        sources.check_folder(config)
+        raise DataError(
+            f"config.data.crop: must be one of {', '.join(sources.CROPS)}, got '{crop}'"
+        )
+    num_classes = sources.model_num_classes(config)
+    sources.folder_label_mode(config, required=False)  # a typo fails for every source
+    if source == "digits":
+        if num_classes and num_classes != sources.DIGITS_CLASSES:
+            raise DataError(
+                f"config.model.num_classes: {num_classes}, but the data has "
+                f"{sources.DIGITS_CLASSES} classes (labels 0..{sources.DIGITS_CLASSES - 1}: "
+                "scikit-learn's digits)"
+            )
+    elif source == "folder":
+        if num_classes:
+            sources.check_folder_classes(config)
+        else:
+            sources.check_folder(config)
     elif source == "npz":
         sources.check_npz(config)
     elif source == "tfds":
         if tf is None:
             raise DataError(
-                "data.source: 'tfds' needs tensorflow and tensorflow-datasets installed"
+                "config.data.source: 'tfds' needs tensorflow and tensorflow-datasets installed"
             )
-        sources.tfds_builder(config)
+        builder = sources.tfds_builder(config)
+        if num_classes:
+            sources.tfds_label_info(config, builder)
 
 
 class Dataset:
     """An endless stream of local batches, starting at global step ``start_step``.
+
+    Iterating yields dicts ``{'image': float32 [local_batch, S, S, C] in [-1, 1],
+    'label': int32 [local_batch]}`` (labels all 0 when ``num_classes == 0``).
 
     Attributes:
       num_examples: examples in the whole split (before process sharding, after skipped files).
@@ -116,6 +146,9 @@ class Dataset:
       failures: ``(path, reason)`` for each skipped file.
       image_shape: ``(S, S, C)``.
       start_step: the global step of the first batch.
+      num_classes: classes in the data when labels are read (``model.num_classes > 0``), else 0.
+      class_names: the name of each class (subfolder names, TFDS ClassLabel names, '0'..'K-1'
+        for digits and npz); empty when labels are not read.
     """
 
     def __init__(
@@ -129,6 +162,7 @@ class Dataset:
         image_shape,
         skipped=0,
         failures=(),
+        class_names=(),
     ):
         self.num_examples = int(num_examples)
         self.batch_size = int(batch_size)
@@ -140,17 +174,38 @@ class Dataset:
         self.image_shape = tuple(image_shape)
         self.skipped = int(skipped)
         self.failures = list(failures)
+        self.class_names = [str(n) for n in class_names]
+        self.num_classes = len(self.class_names)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         raise NotImplementedError
 
 
 class ArrayDataset(Dataset):
-    """Batches drawn by index from a uint8 array held in memory (or a memmap)."""
+    """Batches drawn by index from a uint8 array held in memory (or a memmap).
 
-    def __init__(self, images: np.ndarray, *, seed: int, prefetch: int = 2, **kwargs):
+    Attributes:
+      images: uint8 ``[N, S, S, C]``.
+      labels: int32 ``[N]``, the class of each image (all 0 when unlabelled).
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray | None = None,
+        *,
+        seed: int,
+        prefetch: int = 2,
+        **kwargs,
+    ):
         super().__init__(num_examples=len(images), image_shape=images.shape[1:], **kwargs)
         self.images = images
+        if labels is None:
+            labels = np.zeros(len(images), np.int32)
+        labels = np.asarray(labels, np.int32)
+        if labels.shape != (len(images),):  # the sources check this; a guard for direct use
+            raise ValueError(f"labels {labels.shape} do not pair with images {images.shape}")
+        self.labels = labels
         self.seed = int(seed)
         self.prefetch = prefetch
 
@@ -170,16 +225,16 @@ class ArrayDataset(Dataset):
         begin = b * self.batch_size + self.process_index * self.local_batch_size
         return order[begin : begin + self.local_batch_size]
 
-    def _batches(self) -> Iterator[np.ndarray]:
+    def _batches(self) -> Iterator[dict[str, np.ndarray]]:
         order_epoch, order = None, None
         for step in itertools.count(self.start_step):
             epoch = step // self.steps_per_epoch
             if epoch != order_epoch:
                 order_epoch, order = epoch, self.epoch_order(epoch)
             idx = self.local_indices(step, order)
-            yield np.take(_TO_FLOAT, self.images[idx])
+            yield {"image": np.take(_TO_FLOAT, self.images[idx]), "label": self.labels[idx]}
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         if self.prefetch <= 0:
             return self._batches()
         return _prefetch(self._batches(), self.prefetch)
@@ -277,25 +332,46 @@ def _tfds_num_examples(builder, split: str) -> int:
         return n if n >= 0 else sum(1 for _ in ds)
 
 
-def _load_tfds_array(config, builder, split, size, channels, crop) -> np.ndarray:
+def _tf_example_fn(size: int, channels: int, crop: str, label_feature: str | None):
+    """TFDS example -> ``{'image': uint8 [S, S, C], 'label': int32 []}`` (label 0 if None)."""
+
+    def fn(ex):
+        image = _tf_fit(ex["image"], size, channels, crop)
+        # Unlabelled runs still yield a label, so every batch has the same structure.
+        label = tf.cast(ex[label_feature], tf.int32) if label_feature else tf.zeros([], tf.int32)
+        return {"image": image, "label": label}
+
+    return fn
+
+
+def _load_tfds_arrays(
+    config, builder, split, size, channels, crop, label_feature: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A TFDS split decoded in file order: uint8 ``[N, S, S, C]`` and int32 ``[N]`` labels."""
     ds = builder.as_dataset(split=split, shuffle_files=False)
     ds = ds.map(
-        lambda ex: _tf_fit(ex["image"], size, channels, crop),
+        _tf_example_fn(size, channels, crop, label_feature),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
     ds = ds.batch(1024).with_options(_tf_options(config)).prefetch(2)
-    return np.concatenate(list(ds.as_numpy_iterator()), axis=0)
+    parts = list(ds.as_numpy_iterator())
+    if not parts:
+        return np.zeros((0, size, size, channels), np.uint8), np.zeros((0,), np.int32)
+    images = np.concatenate([p["image"] for p in parts], axis=0)
+    labels = np.concatenate([p["label"] for p in parts], axis=0)
+    return images, labels
 
 
 class TfdsStreamDataset(Dataset):
     """A TFDS split streamed through tf.data, one deterministic pipeline per epoch."""
 
-    def __init__(self, config, builder, split, *, seed, **kwargs):
+    def __init__(self, config, builder, split, *, seed, label_feature=None, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.builder = builder
         self.seed = int(seed)
+        self.label_feature = label_feature
         import tensorflow_datasets as tfds
 
         self.local_split = split
@@ -324,7 +400,7 @@ class TfdsStreamDataset(Dataset):
             split=self.local_split, shuffle_files=True, read_config=read_config
         )
         ds = ds.map(
-            lambda ex: _tf_fit(ex["image"], size, channels, crop),
+            _tf_example_fn(size, channels, crop, self.label_feature),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
@@ -336,47 +412,75 @@ class TfdsStreamDataset(Dataset):
         ds = ds.take(self.steps_per_epoch)
         if skip:
             ds = ds.skip(skip)  # decodes the skipped batches: at most one epoch's worth
-        ds = ds.map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0)
+        ds = ds.map(
+            lambda b: {"image": tf.cast(b["image"], tf.float32) / 127.5 - 1.0, "label": b["label"]}
+        )
         return ds.with_options(options).prefetch(2)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         first_epoch, skip = divmod(self.start_step, self.steps_per_epoch)
         for epoch in itertools.count(first_epoch):
             ds = self.epoch_dataset(epoch, skip if epoch == first_epoch else 0)
             yield from ds.as_numpy_iterator()
 
 
-def _create_tfds(config, common, size, channels, crop):
+def _prepared_tfds(config, split: str):
+    """``(builder, num_examples)`` of a prepared, non-empty TFDS split."""
     if tf is None:
-        raise DataError("data.source: 'tfds' needs tensorflow and tensorflow-datasets installed")
+        raise DataError(
+            "config.data.source: 'tfds' needs tensorflow and tensorflow-datasets installed"
+        )
     builder = sources.tfds_builder(config)
     name = sources.data_field(config, "name", "")
-    split = str(sources.data_field(config, "split", "train"))
     try:
         builder.download_and_prepare()
     except Exception as e:  # no network, missing manual download, ...
         raise DataError(
-            f"data.name: TFDS dataset '{name}' is not prepared in {builder.data_dir} and could not "
-            f"be downloaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"config.data.name: TFDS dataset '{name}' is not prepared in {builder.data_dir} and "
+            f"could not be downloaded ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); "
             "prepare it with `tfds build` or use data.source='folder'/'npz'"
         ) from e
     try:
         num_examples = _tfds_num_examples(builder, split)
     except Exception as e:
-        raise DataError(f"data.split: split '{split}' of TFDS dataset '{name}': {e}") from e
+        raise DataError(f"config.data.split: split '{split}' of TFDS dataset '{name}': {e}") from e
     if num_examples <= 0:
-        raise DataError(f"data.split: split '{split}' of TFDS dataset '{name}' is empty")
+        raise DataError(f"config.data.split: split '{split}' of TFDS dataset '{name}' is empty")
+    return builder, num_examples
+
+
+def _create_tfds(config, common, size, channels, crop):
+    split = str(sources.data_field(config, "split", "train"))
+    builder, num_examples = _prepared_tfds(config, split)
+    name = sources.data_field(config, "name", "")
+    label_feature, class_names = None, []
+    if sources.model_num_classes(config):
+        label_feature, _, class_names = sources.tfds_label_info(config, builder)
     limit = int(sources.data_field(config, "tfds_in_memory_bytes", sources.TFDS_IN_MEMORY_BYTES))
     if num_examples * size * size * channels <= limit:
         logging.info("Decoding TFDS %s[%s] (%d images) into memory", name, split, num_examples)
-        images = _load_tfds_array(config, builder, split, size, channels, crop)
-        return ArrayDataset(images, seed=config.seed, **common)
+        images, labels = _load_tfds_arrays(
+            config, builder, split, size, channels, crop, label_feature
+        )
+        if label_feature:  # ClassLabel keeps ids in range; a cheap guard all the same
+            labels, _ = sources.check_labels(
+                labels,
+                num_images=len(images),
+                where=f"'{label_feature}' of TFDS {name}[{split}]",
+                key="data.label_feature",
+                num_classes=len(class_names),
+                declared=len(class_names),
+            )
+        return ArrayDataset(images, labels, seed=config.seed, class_names=class_names, **common)
     logging.info("Streaming TFDS %s[%s] (%d images)", name, split, num_examples)
     return TfdsStreamDataset(
         config,
         builder,
         split,
         seed=config.seed,
+        label_feature=label_feature,
+        class_names=class_names,
         num_examples=num_examples,
         image_shape=(size, size, channels),
         **common,
@@ -394,12 +498,16 @@ def create_dataset(config, *, process_index: int, process_count: int, start_step
         step 0 yields from that step on.
 
     Returns:
-      A :class:`Dataset`: iterate it for float32 ``[local_batch, S, S, C]`` arrays in [-1, 1];
-      it also carries ``num_examples``, ``steps_per_epoch``, ``local_batch_size`` and
-      ``skipped`` (files that failed to decode, counted before the first batch).
+      A :class:`Dataset`: iterate it for dicts ``{'image': float32 [local_batch, S, S, C] in
+      [-1, 1], 'label': int32 [local_batch]}`` (labels all 0 when ``model.num_classes`` is 0);
+      it also carries ``num_examples``, ``steps_per_epoch``, ``local_batch_size``, ``skipped``
+      (files that failed to decode, counted before the first batch), ``num_classes`` and
+      ``class_names``.
 
     Raises:
-      DataError: the data cannot be used (missing, empty, nothing decodes, bad batch size).
+      DataError: the data cannot be used (missing, empty, nothing decodes, bad batch size,
+        no labels or a class count other than ``model.num_classes`` for a conditional run,
+        malformed labels).
     """
     validate(config)
     source, size, channels, crop = _settings(config)
@@ -408,7 +516,7 @@ def create_dataset(config, *, process_index: int, process_count: int, start_step
         raise ValueError(f"process_index {process_index} not in [0, {process_count})")
     if batch_size < 1 or batch_size % process_count:
         raise DataError(
-            f"batch_size: {batch_size} must be a positive multiple of the process count "
+            f"config.batch_size: {batch_size} must be a positive multiple of the process count "
             f"{process_count}"
         )
     if start_step < 0:
@@ -421,14 +529,96 @@ def create_dataset(config, *, process_index: int, process_count: int, start_step
     )
     if source == "tfds":
         return _create_tfds(config, common, size, channels, crop)
-    failures = []
+    labelled = sources.model_num_classes(config) > 0
+    failures, labels, class_names = [], None, []
     if source == "digits":
+        if labelled:
+            labels, class_names = sources.load_digits_labels(config)
         images = sources.load_digits_images(size, channels)
     elif source == "npz":
-        images = sources.load_npz_images(config, size, channels, crop)
+        images, labels, class_names = sources.load_npz(
+            config, size, channels, crop, labelled=labelled
+        )
+    elif labelled:
+        images, labels, failures, class_names = sources.load_folder_classes(
+            config, size, channels, crop
+        )
     else:
         images, failures = sources.load_folder_images(config, size, channels, crop)
-    logging.info("Data: %s, %d images of %s", source, len(images), images.shape[1:])
-    return ArrayDataset(
-        images, seed=config.seed, skipped=len(failures), failures=failures, **common
+    logging.info(
+        "Data: %s, %d images of %s, %d classes",
+        source,
+        len(images),
+        images.shape[1:],
+        len(class_names),
     )
+    return ArrayDataset(
+        images,
+        labels,
+        seed=config.seed,
+        skipped=len(failures),
+        failures=failures,
+        class_names=class_names,
+        **common,
+    )
+
+
+def load_labelled_arrays(config, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One labelled split of the config's data as arrays, for evaluation (e.g. a classifier).
+
+    The images are converted as for training (``data.image_size``, ``channels``, ``crop``) and
+    kept in the source's order. Labels are read from the source's labels whatever
+    ``model.num_classes`` is (an unconditional GAN can be scored by a classifier too); when it
+    is > 0 they must lie in ``[0, num_classes)``.
+
+    Splits by source:
+
+    * ``npz``: 'train' reads ``data.npz_key`` / ``data.label_key``; another name S reads
+      the keys with 'train' replaced by S ('test': ``x_test`` / ``y_test``).
+    * ``tfds``: the TFDS split of that name ('train', 'test', 'train[:10%]', ...).
+    * ``digits`` and ``folder`` (``labels='subfolders'``): 'train' or 'test' of a fixed
+      stratified hold-out (20% of each class in 'test', drawn with a fixed seed). Training
+      itself uses every image, the hold-out included.
+
+    Args:
+      config: the run's config.
+      split: the split's name.
+
+    Returns:
+      ``(images, labels)``: uint8 ``[N, S, S, C]`` and int32 ``[N]``.
+
+    Raises:
+      DataError: the source has no labels configured (naming the key to set), the split does
+        not exist, or the labels are malformed.
+    """
+    validate(config)
+    source, size, channels, crop = _settings(config)
+    num_classes = sources.model_num_classes(config)
+    split = str(split)
+    if source == "digits":
+        labels, _ = sources.load_digits_labels(config)
+        keep = sources.holdout_indices(labels, split, source="digits")
+        return sources.load_digits_images(size, channels)[keep], labels[keep]
+    if source == "npz":
+        images, labels, _ = sources.load_npz(
+            config, size, channels, crop, labelled=True, split=split
+        )
+        return images, labels
+    if source == "folder":
+        images, labels, _, _ = sources.load_folder_classes(
+            config, size, channels, crop, split=split
+        )
+        return np.asarray(images), labels
+    builder, _ = _prepared_tfds(config, split)
+    label_feature, count, _ = sources.tfds_label_info(config, builder)
+    images, labels = _load_tfds_arrays(config, builder, split, size, channels, crop, label_feature)
+    name = sources.data_field(config, "name", "")
+    labels, _ = sources.check_labels(
+        labels,
+        num_images=len(images),
+        where=f"'{label_feature}' of TFDS {name}[{split}]",
+        key="data.label_feature",
+        num_classes=num_classes,
+        declared=count,
+    )
+    return images, labels

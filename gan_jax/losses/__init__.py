@@ -10,6 +10,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from gan_jax import config_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class GANLoss:
@@ -81,3 +83,10 @@ def get(name: str) -> GANLoss:
     if name not in LOSSES:
         raise KeyError(f"unknown loss '{name}'; choose one of {', '.join(LOSSES)}")
     return LOSSES[name]
+
+
+def validate(config) -> None:
+    """Checks config.loss.{name, gp_weight} (the keys this stage owns)."""
+    config_lib.choice(config, "loss.name", tuple(LOSSES))
+    if "gp_weight" in config.loss:
+        config_lib.number_in(config, "loss.gp_weight", 0.0, 1e6)

@@ -1,36 +1,34 @@
 """GAN architectures, chosen by `config.model.name`.
 
-Each architecture is one module with a `build(config, *, conv_impl) -> (generator,
-discriminator)` function; adding one means one file and one line in `MODELS`.
+Each architecture is one module with `build(config) -> (generator, discriminator)` and
+`validate(config)`, which checks the `config.model` keys that module owns; adding one means
+one file and one line in `MODELS`.
 
-Interface of the built modules (Flax Linen, variables {'params', 'batch_stats'}):
-  generator.apply(variables, z [B, z_dim], train) -> images [B, H, W, C] float32 in [-1, 1]
-  discriminator.apply(variables, x [B, H, W, C], train) -> logits [B] float32
-With `train=True`, pass `mutable=['batch_stats']` to get the updated running statistics.
-
-`config.model.conv_impl`:
-  'lax'  : plain `lax` convolutions (the reference formulation).
-  'fast' : exact, per product (forward, input gradient, weight gradient) the formulation
-           XLA:CPU runs fastest (`layers`); it never asks XLA for the weight gradient of a
-           stride-2 transposed convolution, which it computes ~30x slower than the forward.
-  'auto' : 'fast' on CPU; 'lax' on GPU and TPU, where the vendor convolution libraries handle
-           strided and transposed convolutions natively and the reformulations only add
-           memory traffic (not yet measured on accelerators; revisit with bench numbers).
-Both implementations share one parameter layout, so checkpoints move freely between them.
+Interface of the built modules (Flax Linen):
+  generator.apply(variables, z [B, z_dim], labels [B] int32 | None, train) -> images
+      [B, H, W, C] float32 in [-1, 1]
+  discriminator.apply(variables, x [B, H, W, C], labels | None, train) -> logits [B] float32
+Variables: 'params', plus whichever non-parameter collections the model has: 'batch_stats'
+(batch-norm running statistics), 'spectral' (spectral-norm power-iteration vectors). With
+`train=True`, pass `mutable=` those collections and thread the updated ones to the next call;
+with `train=False` nothing changes. Unconditional models take `labels=None` and ignore it.
 """
 
 from __future__ import annotations
 
-import jax
+import importlib
+
 from flax import linen as nn
 
-from gan_jax.models import dcgan
+from gan_jax import config_lib
 
+# name -> module path; modules are imported on first use, so a model's dependencies load
+# only when it is trained or sampled.
 MODELS = {
-    "dcgan": dcgan.build,
+    "dcgan": "gan_jax.models.dcgan",
+    "sngan": "gan_jax.models.sngan",
+    "biggan": "gan_jax.models.biggan",
 }
-
-CONV_IMPLS = ("auto", "fast", "lax")
 
 
 def available() -> list[str]:
@@ -38,22 +36,29 @@ def available() -> list[str]:
     return sorted(MODELS)
 
 
-def resolve_conv_impl(conv_impl: str, backend: str | None = None) -> str:
-    """Maps 'auto' to 'fast' on CPU and 'lax' elsewhere; checks the name.
+def module(name: str):
+    """The Python module that implements model `name`."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model.name {name!r}; available: {', '.join(available())}")
+    return importlib.import_module(MODELS[name])
 
-    Args:
-      conv_impl: 'auto', 'fast' or 'lax'.
-      backend: JAX platform name; defaults to `jax.default_backend()`.
 
-    Returns:
-      'fast' or 'lax'.
+def num_classes(config) -> int:
+    """Classes of a class-conditional model; 0 for an unconditional one (a common key)."""
+    return int(config.model.get("num_classes", 0) or 0)
+
+
+def validate(config) -> None:
+    """Checks the model's name, the common model keys, then the model's own keys.
+
+    Raises:
+      ConfigError: naming the key and what is allowed.
     """
-    if conv_impl not in CONV_IMPLS:
-        raise ValueError(f"unknown model.conv_impl {conv_impl!r}; expected one of {CONV_IMPLS}")
-    if conv_impl != "auto":
-        return conv_impl
-    backend = backend or jax.default_backend()
-    return "fast" if backend == "cpu" else "lax"
+    config_lib.choice(config, "model.name", tuple(available()))
+    config_lib.positive_int(config, "model.z_dim")
+    if "num_classes" in config.model:
+        config_lib.positive_int(config, "model.num_classes", zero_ok=True)
+    module(config.model.name).validate(config)
 
 
 def build(config) -> tuple[nn.Module, nn.Module]:
@@ -65,7 +70,4 @@ def build(config) -> tuple[nn.Module, nn.Module]:
     Returns:
       (generator, discriminator) Flax modules; see the module docstring for their interface.
     """
-    name = config.model.name
-    if name not in MODELS:
-        raise ValueError(f"unknown model.name {name!r}; available: {available()}")
-    return MODELS[name](config, conv_impl=resolve_conv_impl(config.model.conv_impl))
+    return module(config.model.name).build(config)

@@ -17,7 +17,8 @@ The top width is `width * 2 ** (layers - 1)`, halving at each doubling of resolu
 discriminator uses the same widths in reverse. 28 px starts at 7x7 rather than padding
 MNIST to 32, so there is no border the generator must learn to leave blank.
 
-Variables: {'params', 'batch_stats'}. Layer names: generator `conv0` (the projection),
+Variables: {'params', 'batch_stats'}. The modules take `labels` for the common interface and
+ignore it: DCGAN is unconditional. Layer names: generator `conv0` (the projection),
 `conv1..convN` and `bn0..bn{N-1}` (bn_i follows conv_i); discriminator `conv0..convN`
 (convN is the logit read-out) and `bn1..bn{N-1}` (no BatchNorm after conv0, like the seed).
 Parameter layout: see `layers` (PyTorch weights with axes permuted to (kH, kW, in, out)).
@@ -29,9 +30,12 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from gan_jax import config_lib
 from gan_jax.models import layers
 
 SIZES = (28, 32, 64, 128)
+CONV_IMPLS = ("auto", "fast", "lax")
+DTYPES = ("float32", "bfloat16")
 
 
 def geometry(image_size: int) -> tuple[int, int]:
@@ -50,7 +54,7 @@ class Generator(nn.Module):
       channels: image channels (1 or 3).
       width: the seed's ngf, channels of the last hidden layer.
       dtype: compute dtype; params and BatchNorm statistics stay float32.
-      conv_impl: 'lax', 'fast' or a variant name, see `layers.conv_transpose_4x4_s2`.
+      conv_impl: 'lax' or 'fast', see `layers.conv_transpose_4x4_s2`.
     """
 
     image_size: int = 64
@@ -60,7 +64,8 @@ class Generator(nn.Module):
     conv_impl: str = "fast"
 
     @nn.compact
-    def __call__(self, z: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, z: jax.Array, labels=None, train: bool = False) -> jax.Array:
+        del labels  # unconditional
         start, n = geometry(self.image_size)
         feats = self.width * 2 ** (n - 1)
 
@@ -85,7 +90,7 @@ class Discriminator(nn.Module):
       image_size: 28, 32, 64 or 128.
       width: the seed's ndf, channels of the first layer.
       dtype: compute dtype; params and BatchNorm statistics stay float32.
-      conv_impl: 'lax', 'fast' or a variant name, see `layers.conv_4x4_s2`.
+      conv_impl: 'lax' or 'fast', see `layers.conv_4x4_s2`.
     """
 
     image_size: int = 64
@@ -94,7 +99,8 @@ class Discriminator(nn.Module):
     conv_impl: str = "fast"
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, labels=None, train: bool = False) -> jax.Array:
+        del labels  # unconditional
         _, n = geometry(self.image_size)
         if x.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(f"expected {self.image_size}px images, got shape {x.shape}")
@@ -109,17 +115,62 @@ class Discriminator(nn.Module):
         return logits[:, 0].astype(jnp.float32)
 
 
-def build(config, *, conv_impl: str) -> tuple[Generator, Discriminator]:
+def resolve_conv_impl(conv_impl: str, backend: str | None = None) -> str:
+    """Maps 'auto' to 'fast' on CPU and 'lax' elsewhere; checks the name.
+
+    'lax' is plain `lax` convolutions (the reference formulation). 'fast' is exact and, per
+    product (forward, input gradient, weight gradient), the formulation XLA:CPU runs fastest
+    (`layers`): it never asks XLA for the weight gradient of a stride-2 transposed
+    convolution, which it computes ~30x slower than the forward. On GPU and TPU the vendor
+    convolution libraries handle strided and transposed convolutions natively, so 'auto'
+    keeps 'lax' there. Both share one parameter layout: checkpoints move freely between them.
+
+    Args:
+      conv_impl: 'auto', 'fast' or 'lax'.
+      backend: JAX platform name; defaults to `jax.default_backend()`.
+
+    Returns:
+      'fast' or 'lax'.
+    """
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(f"unknown model.conv_impl {conv_impl!r}; expected one of {CONV_IMPLS}")
+    if conv_impl != "auto":
+        return conv_impl
+    backend = backend or jax.default_backend()
+    return "fast" if backend == "cpu" else "lax"
+
+
+def validate(config) -> None:
+    """Checks the keys DCGAN owns: model.{g_width, d_width, conv_impl, dtype} and the size.
+
+    Raises:
+      ConfigError: naming the key and what is allowed.
+    """
+    config_lib.choice(config, "data.image_size", SIZES)
+    config_lib.choice(config, "data.channels", (1, 3))
+    config_lib.positive_int(config, "model.g_width")
+    config_lib.positive_int(config, "model.d_width")
+    config_lib.choice(config, "model.conv_impl", CONV_IMPLS)
+    config_lib.choice(config, "model.dtype", DTYPES)
+    classes = int(config.model.get("num_classes", 0) or 0)
+    config_lib.require(
+        classes == 0,
+        "model.num_classes",
+        f"DCGAN is unconditional (0), got {classes}; use model.name=sngan or biggan for labels",
+    )
+
+
+def build(config) -> tuple[Generator, Discriminator]:
     """Builds the DCGAN pair from `config.model` and `config.data` (see configs/dcgan.py).
 
     Args:
-      config: ConfigDict with model.{g_width, d_width, dtype} and data.{image_size, channels}.
-        (z_dim is implied by the generator's input.)
-      conv_impl: a resolved implementation name ('lax' or 'fast'), see `gan_jax.models.build`.
+      config: ConfigDict with model.{g_width, d_width, dtype, conv_impl} and
+        data.{image_size, channels}. (z_dim is implied by the generator's input.)
 
     Returns:
       (generator, discriminator) Flax modules.
     """
+    conv_impl = resolve_conv_impl(config.model.get("conv_impl", "auto"))
     dtype = jnp.dtype(config.model.dtype)
     size = config.data.image_size
     generator = Generator(

@@ -7,7 +7,9 @@ The seed uses two 4x4 convolutions with stride 2 and padding 1 and no bias:
 
 On XLA:CPU the weight gradient of a stride-2 transposed convolution is pathologically slow
 (about 10x the rest of the layer; see docs/FACTS.md), so besides the plain `lax` reference
-(`impl='lax'`) each layer has exact stride-1 reformulations (`impl='fast'` and named variants).
+(`impl='lax'`) each layer has an exact formulation built from faster products (`impl='fast'`).
+The other exact formulations that were timed while choosing 'fast' are benchmark code, in
+`bench/layer_variants.py`.
 
 Parameter layout (the same for every `impl`, so checkpoints do not depend on it)
 --------------------------------------------------------------------------------
@@ -21,32 +23,19 @@ flipped:
   * Conv2d: `kernel[kh, kw, i, o] == torch_weight[o, i, kh, kw]`, i.e.
     `torch_weight.permute(2, 3, 1, 0)`, which is also Flax's `nn.Conv` layout.
 
-Tap mapping of the transposed convolution (one spatial axis; the 2-D case is the product)
-----------------------------------------------------------------------------------------
-PyTorch: `y[o] = sum_{h, k : o = 2h - 1 + k} x[h] w[k]` for `k in 0..3`, output length 2H.
-Pad the input by one on each side, `xp[j] = x[j - 1]` (zero outside), and split the output
-by parity, `o = 2m + r`:
+Strided convolution as space-to-depth
+-------------------------------------
+One spatial axis: `y[m] = sum_k xp[2m + k] w[k]`, with `xp` the input padded by one on each
+side. Space-to-depth of `xp`, `s[j, t] = xp[2j + t]`, turns it into
+`y[m] = sum_{a, t in {0,1}} s[m + a, t] w[2a + t]`: a stride-1 2x2 convolution over s with
+kernel `w` reshaped from (4,) to (2 [a], 2 [t]).
 
-  * r = 0: `2m = 2h - 1 + k` needs odd k: k=1 (h=m), k=3 (h=m-1), so
-    `y[2m] = xp[m] w[3] + xp[m+1] w[1]`;
-  * r = 1: `2m + 1 = 2h - 1 + k` needs even k: k=0 (h=m+1), k=2 (h=m), so
-    `y[2m+1] = xp[m+1] w[2] + xp[m+2] w[0]`.
-
-So phase r is a stride-1, 2-tap correlation of `xp[r : r + H + 1]` with taps
-`(w[3 - r], w[1 - r])`, i.e. tap a in {0, 1} reads `xp[m + r + a]` with weight
-`w[3 - r - 2a]`. In 2-D there are four phases (rh, rw), each a stride-1 2x2 convolution, and
-the output interleaves them: `y[2m + rh, 2n + rw] = phase[rh, rw][m, n]` (depth-to-space).
-All four phases read inside the same 3x3 window `xp[m : m + 3]`, so they can also be fused into
-ONE stride-1 3x3 convolution with 4 * cout outputs whose kernel holds each phase's 2x2 taps
-zero-padded to 3x3 (phase r = 0 at window rows 0..1, r = 1 at rows 1..2). That costs 9/4 of
-the multiply-adds but runs as a single large operation.
-
-Strided convolution
--------------------
-`y[m] = sum_k xp[2m + k] w[k]`. Space-to-depth of the padded input, `s[j, t] = xp[2j + t]`,
-turns it into `y[m] = sum_{a, t in {0,1}} s[m + a, t] w[2a + t]`: a stride-1 2x2 convolution
-over s with kernel `w` reshaped from (4,) to (2 [a], 2 [t]). Alternatively it is one `dot`
-over the 16 strided patches of xp (im2col), with the kernel reshaped to (16 * cin, cout).
+Transposed convolution as an adjoint
+------------------------------------
+A transposed convolution is the input gradient (the linear transpose) of the strided
+convolution with the same kernel, its channel axes swapped. So any strided formulation gives
+a transposed one through `jax.linear_transpose`; that of space-to-depth is a stride-1 2x2
+convolution's input gradient followed by depth-to-space, all stride-1 work.
 
 Implementations (`impl`)
 ------------------------
@@ -55,19 +44,10 @@ Implementations (`impl`)
   * 'fast' (XLA:CPU): the forward pass, the input gradient and the weight gradient each in
     the formulation that XLA:CPU runs fastest, joined by `jax.custom_vjp`. The transposed
     and the strided convolution are each other's adjoint, so a layer of either kind needs
-    only three products: a strided convolution (`lax`), a transposed convolution
-    ('adjoint_s2d_conv', or `lax` on 4x4 maps) and the *strided* convolution's weight
+    only three products: a strided convolution (`lax`), a transposed convolution (the
+    adjoint of space-to-depth, or `lax` on 4x4 maps) and the *strided* convolution's weight
     gradient (`lax`; for a transposed layer with input and output swapped). The slow product
     of the issue, the transposed convolution's weight gradient, is never asked of XLA.
-  * Transposed-conv variants: 'phase_conv' (four 2x2 `lax.conv`s), 'fused_conv' (one 3x3
-    `lax.conv` with 4 * cout outputs), 'phase_dot' (four im2col `dot`s), 'fused_dot' (one
-    im2col `dot` with 4 * cout outputs), 'scatter_dot' (one `dot` from cin to the 16 taps'
-    outputs per input pixel, then each output phase sums four shifted tap slices),
-    'adjoint_<strided variant>' (the transpose of a strided formulation, via
-    `jax.linear_transpose`).
-  * Strided-conv variants: 's2d_conv' (space-to-depth + 2x2 `lax.conv`), 'im2col_dot',
-    's2d_dot' (space-to-depth, one `dot` to the four taps' outputs per s2d pixel, then the sum
-    of four shifted tap slices).
 
 The first generator layer (`ConvTranspose2d(z, c, k, 1, 0)` on a 1x1 input) and the last
 discriminator layer (`Conv2d(c, 1, k, 1, 0)` on a kxk input) are plain matrix products:
@@ -85,20 +65,12 @@ from jax import lax
 
 Dtype = jnp.dtype | str
 
-CONV_TRANSPOSE_IMPLS = (
-    "lax",
-    "fast",
-    "phase_conv",
-    "fused_conv",
-    "phase_dot",
-    "fused_dot",
-    "scatter_dot",
-    "adjoint_s2d_conv",
-    "adjoint_im2col_dot",
-)
-CONV_IMPLS = ("lax", "fast", "s2d_conv", "im2col_dot", "s2d_dot")
+CONV_TRANSPOSE_IMPLS = ("lax", "fast")
+CONV_IMPLS = ("lax", "fast")
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
+# Said when an impl name is not ours: the benchmark's variants are often tried here first.
+_VARIANTS_NOTE = "benchmark-only formulations are in bench/layer_variants.py"
 
 
 def dcgan_init(stddev: float = 0.02):
@@ -107,37 +79,60 @@ def dcgan_init(stddev: float = 0.02):
 
 
 def _conv(x, kernel, padding="VALID"):
+    """Stride-1 NHWC correlation (the kernel is not flipped)."""
     return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_NHWC)
 
 
-def _patches(x, offsets, size, stride=1):
-    """Concatenates on channels the windows `x[:, i::stride, j::stride][:, :h, :w]` at offsets."""
-    h, w = size
-    cols = [x[:, i : i + stride * h : stride, j : j + stride * w : stride, :] for i, j in offsets]
-    return jnp.concatenate(cols, axis=-1)
+def _swap_io(kernel):
+    return kernel.transpose(0, 1, 3, 2)
 
 
-def _depth_to_space(phases, h, w):
-    """[2 (rh), 2 (rw), B, h, w, C] -> [B, 2h, 2w, C] with y[2m + rh, 2n + rw] = phases[rh, rw]."""
-    b, c = phases.shape[2], phases.shape[-1]
-    return phases.transpose(2, 3, 0, 4, 1, 5).reshape(b, 2 * h, 2 * w, c)
+def _lax_conv_transpose(x, kernel):
+    """'lax' `conv_transpose_4x4_s2`."""
+    # Correlation of the 2x-dilated input with the flipped kernel, padded by k - 1 - p = 2.
+    pad = ((2, 2), (2, 2))
+    flipped = kernel[::-1, ::-1]
+    return lax.conv_general_dilated(
+        x, flipped, (1, 1), pad, lhs_dilation=(2, 2), dimension_numbers=_NHWC
+    )
 
 
-def _phase_kernel(kernel, rh, rw):
-    """The 2x2 stride-1 kernel of output phase (rh, rw), from a (4, 4, cin, cout) kernel."""
-    # Tap a reads kernel row 3 - r - 2a: rows (3, 1) for r = 0, (2, 0) for r = 1.
-    return kernel[3 - rh :: -2, 3 - rw :: -2]
+def _lax_conv(x, kernel):
+    """'lax' `conv_4x4_s2`."""
+    return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
 
 
-def _fused_kernel(kernel):
-    """(4, 4, cin, cout) -> (3, 3, cin, 4 * cout): all phases in one 3x3 window, (rh, rw, o)."""
-    pad = ((0, 1), (1, 0))  # phase r's 2x2 taps sit at window offsets r, r + 1
-    out = [
-        jnp.pad(_phase_kernel(kernel, rh, rw), (pad[rh], pad[rw], (0, 0), (0, 0)))
-        for rh in (0, 1)
-        for rw in (0, 1)
-    ]
-    return jnp.concatenate(out, axis=-1)
+def _space_to_depth(x):
+    """Pads [B, H, W, C] (H, W even) by one pixel, then folds each 2x2 block into channels.
+
+    Returns [B, H/2 + 1, W/2 + 1, 4C] with `s[b, j, l, (th, tw, c)] = xp[b, 2j + th, 2l + tw, c]`.
+    """
+    b, h, w, c = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    s = xp.reshape(b, h // 2 + 1, 2, w // 2 + 1, 2, c).transpose(0, 1, 3, 2, 4, 5)
+    return s.reshape(b, h // 2 + 1, w // 2 + 1, 4 * c)
+
+
+def _s2d_conv(x, kernel):
+    """`conv_4x4_s2` as space-to-depth + a stride-1 2x2 convolution (see the module doc)."""
+    cin, cout = kernel.shape[2:]
+    # kernel[2a + th, 2c + tw, i, o] -> k[a, c, (th, tw, i), o]
+    k = kernel.reshape(2, 2, 2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)
+    return _conv(_space_to_depth(x), k.reshape(2, 2, 4 * cin, cout))
+
+
+def _conv_transpose_by_adjoint(strided, x, kernel):
+    """`conv_transpose_4x4_s2(x, kernel)` as the transpose of `strided(y, kernel)`, a formulation
+    of `conv_4x4_s2`: the transposed convolution IS the strided one's input gradient, with the
+    kernel's channel axes swapped."""
+    b, h, w, _ = x.shape
+    big = jax.ShapeDtypeStruct((b, 2 * h, 2 * w, kernel.shape[-1]), jnp.result_type(x, kernel))
+    return jax.linear_transpose(lambda y: strided(y, _swap_io(kernel)), big)(x)[0]
+
+
+def _s2d_conv_transpose(x, kernel):
+    """`conv_transpose_4x4_s2` as the adjoint of `_s2d_conv`."""
+    return _conv_transpose_by_adjoint(_s2d_conv, x, kernel)
 
 
 def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -> jax.Array:
@@ -151,66 +146,13 @@ def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -
     Returns:
       [B, 2H, 2W, cout], in the common dtype of `x` and `kernel`.
     """
-    b, h, w, cin = x.shape
-    cout = kernel.shape[-1]
     if impl == "fast":
-        return _fast(x, kernel, True, *_fast_plan(h))
-    if impl.startswith("adjoint_"):
-        # The transposed convolution IS the input gradient of the strided one (with the kernel's
-        # channel axes swapped), so any strided formulation gives one through its transpose.
-        big = jax.ShapeDtypeStruct((b, 2 * h, 2 * w, cout), jnp.result_type(x, kernel))
-        strided = functools.partial(
-            conv_4x4_s2, kernel=kernel.transpose(0, 1, 3, 2), impl=impl[len("adjoint_") :]
-        )
-        return jax.linear_transpose(strided, big)(x)[0]
+        return _fast(x, kernel, True, *_fast_plan(x.shape[1]))
     if impl == "lax":
-        # Correlation of the 2x-dilated input with the flipped kernel, padded by k - 1 - p = 2.
-        pad = ((2, 2), (2, 2))
-        flipped = kernel[::-1, ::-1]
-        return lax.conv_general_dilated(
-            x, flipped, (1, 1), pad, lhs_dilation=(2, 2), dimension_numbers=_NHWC
-        )
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    if impl in ("phase_conv", "phase_dot"):
-        phases = []
-        for rh in (0, 1):
-            for rw in (0, 1):
-                k = _phase_kernel(kernel, rh, rw)
-                if impl == "phase_conv":
-                    phases.append(_conv(xp[:, rh : rh + h + 1, rw : rw + w + 1], k))
-                else:
-                    offsets = [(rh + a, rw + c) for a in (0, 1) for c in (0, 1)]
-                    phases.append(_patches(xp, offsets, (h, w)) @ k.reshape(4 * cin, cout))
-        return _depth_to_space(jnp.stack(phases).reshape(2, 2, b, h, w, cout), h, w)
-    if impl in ("fused_conv", "fused_dot"):
-        k = _fused_kernel(kernel)
-        if impl == "fused_conv":
-            y = _conv(xp, k)
-        else:
-            offsets = [(i, j) for i in range(3) for j in range(3)]
-            y = _patches(xp, offsets, (h, w)) @ k.reshape(9 * cin, 4 * cout)
-        # Channels are (rh, rw, o): y[m, n, (rh, rw, o)] -> out[2m + rh, 2n + rw, o].
-        y = y.reshape(b, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
-        return y.reshape(b, 2 * h, 2 * w, cout)
-    if impl == "scatter_dot":
-        # Scatter form: one dot makes every pixel's 16 taps, cols[b, h, w, kh, kw, o] =
-        # sum_i x[b, h, w, i] kernel[kh, kw, i, o]; then phase r sums, per axis, the taps
-        # a in {0, 1} of padded cols at offset r + a with kernel row 3 - r - 2a.
-        k = kernel.transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
-        cols = (x.reshape(b * h * w, cin) @ k).reshape(b, h, w, 4, 4, cout)
-        cp = jnp.pad(cols, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
-        phases = [
-            sum(
-                cp[:, rh + a : rh + a + h, rw + c : rw + c + w, 3 - rh - 2 * a, 3 - rw - 2 * c]
-                for a in (0, 1)
-                for c in (0, 1)
-            )
-            for rh in (0, 1)
-            for rw in (0, 1)
-        ]
-        return _depth_to_space(jnp.stack(phases).reshape(2, 2, b, h, w, cout), h, w)
+        return _lax_conv_transpose(x, kernel)
     raise ValueError(
-        f"unknown conv-transpose impl {impl!r}; expected one of {CONV_TRANSPOSE_IMPLS}"
+        f"unknown conv-transpose impl {impl!r}; expected one of {CONV_TRANSPOSE_IMPLS} "
+        f"({_VARIANTS_NOTE})"
     )
 
 
@@ -225,39 +167,14 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -> jax.Arra
     Returns:
       [B, H/2, W/2, cout], in the common dtype of `x` and `kernel`.
     """
-    b, h, w, cin = x.shape
-    cout = kernel.shape[-1]
+    h, w = x.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"conv_4x4_s2 needs even height and width, got {h}x{w}")
     if impl == "fast":
         return _fast(x, kernel, False, *_fast_plan(h // 2))
     if impl == "lax":
-        return lax.conv_general_dilated(
-            x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC
-        )
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    ho, wo = h // 2, w // 2
-    if impl == "s2d_conv":
-        # s[b, j, l, (th, tw, c)] = xp[b, 2j + th, 2l + tw, c]
-        s = xp.reshape(b, ho + 1, 2, wo + 1, 2, cin).transpose(0, 1, 3, 2, 4, 5)
-        s = s.reshape(b, ho + 1, wo + 1, 4 * cin)
-        # kernel[2a + th, 2c + tw, i, o] -> k[a, c, (th, tw, i), o]
-        k = kernel.reshape(2, 2, 2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)
-        return _conv(s, k.reshape(2, 2, 4 * cin, cout))
-    if impl == "s2d_dot":
-        # Space-to-depth, then the 2x2 stride-1 convolution in scatter form: one dot gives
-        # every s-pixel's four taps, full[b, j, l, (a, c, o)] = s[b, j, l] . k[a, c], and
-        # y[m, n] = sum_{a, c} full[m + a, n + c, a, c].
-        s = xp.reshape(b, ho + 1, 2, wo + 1, 2, cin).transpose(0, 1, 3, 2, 4, 5)
-        s = s.reshape(b * (ho + 1) * (wo + 1), 4 * cin)
-        # kernel[2a + th, 2c + tw, i, o] -> k[(th, tw, i), (a, c, o)]
-        k = kernel.reshape(2, 2, 2, 2, cin, cout).transpose(1, 3, 4, 0, 2, 5)
-        full = (s @ k.reshape(4 * cin, 4 * cout)).reshape(b, ho + 1, wo + 1, 2, 2, cout)
-        return sum(full[:, a : a + ho, c : c + wo, a, c] for a in (0, 1) for c in (0, 1))
-    if impl == "im2col_dot":
-        offsets = [(i, j) for i in range(4) for j in range(4)]
-        return _patches(xp, offsets, (ho, wo), stride=2) @ kernel.reshape(16 * cin, cout)
-    raise ValueError(f"unknown conv impl {impl!r}; expected one of {CONV_IMPLS}")
+        return _lax_conv(x, kernel)
+    raise ValueError(f"unknown conv impl {impl!r}; expected one of {CONV_IMPLS} ({_VARIANTS_NOTE})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,31 +192,28 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: str = "fast") -> jax.Arra
 # Measured per product on a 2-core EPYC, batch 64, DCGAN-64 shapes (bench/README.md).
 
 
-def _fast_plan(h: int) -> tuple[str, str]:
-    """(strided impl, transposed impl) for a layer whose small side is h x h.
+def _fast_plan(h: int):
+    """(strided, transposed) formulations for a layer whose small side is h x h.
 
     Strided: `lax` (XLA's own strided convolution is as fast as any reformulation here).
     Transposed: the adjoint of space-to-depth (a stride-1 2x2 convolution's input gradient,
     then depth-to-space) is 2-4x faster than `lax`'s dilated convolution on the larger maps;
-    on 4x4 maps `lax` wins (whole step 581 vs 604 ms, DCGAN-64).
+    on 4x4 maps `lax` wins (whole step 581 vs 604 ms, DCGAN-64). `python bench/layers.py`
+    times every candidate per product.
     """
-    return "lax", ("lax" if h <= 4 else "adjoint_s2d_conv")
+    return _lax_conv, (_lax_conv_transpose if h <= 4 else _s2d_conv_transpose)
 
 
 def _strided_weight_grad(x, g):
     """d<conv_4x4_s2(x, k), g>/dk, shaped like k: [4, 4, x channels, g channels]."""
     k = jax.ShapeDtypeStruct((4, 4, x.shape[-1], g.shape[-1]), jnp.result_type(x, g))
-    return jax.linear_transpose(lambda k: conv_4x4_s2(x, k, "lax"), k)(g)[0]
-
-
-def _swap_io(kernel):
-    return kernel.transpose(0, 1, 3, 2)
+    return jax.linear_transpose(lambda k: _lax_conv(x, k), k)(g)[0]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _fast(x, kernel, up, strided, transposed):
     """A 'fast' layer: a transposed convolution if `up` (G's), else a strided one (D's)."""
-    return conv_transpose_4x4_s2(x, kernel, transposed) if up else conv_4x4_s2(x, kernel, strided)
+    return transposed(x, kernel) if up else strided(x, kernel)
 
 
 def _fast_fwd(x, kernel, up, strided, transposed):
@@ -311,10 +225,10 @@ def _fast_bwd(up, strided, transposed, res, g):
     # weight gradients are the strided convolution's (a transposed layer's with x and g swapped).
     x, kernel = res
     if up:
-        dx = conv_4x4_s2(g, _swap_io(kernel), strided)
+        dx = strided(g, _swap_io(kernel))
         dk = _swap_io(_strided_weight_grad(g, x))
     else:
-        dx = conv_transpose_4x4_s2(g, _swap_io(kernel), transposed)
+        dx = transposed(g, _swap_io(kernel))
         dk = _strided_weight_grad(x, g)
     return dx.astype(x.dtype), dk.astype(kernel.dtype)
 

@@ -11,6 +11,7 @@ The same functions serve sample.py, the notebook and other programs:
     sampling.save_gif(frames, "walk.gif", fps=24)
 """
 
+from gan_jax.images import make_grid, save_images, save_png, to_uint8
 from gan_jax.sampling.generation import (
     BEST_DIR,
     Generator,
@@ -23,7 +24,6 @@ from gan_jax.sampling.generation import (
     load_generator,
     render,
 )
-from gan_jax.sampling.images import make_grid, save_images, save_png, to_uint8
 from gan_jax.sampling.interpolate import lerp, path, slerp
 from gan_jax.sampling.video import (
     auto_scale,

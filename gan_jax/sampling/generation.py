@@ -26,15 +26,13 @@ import ml_collections
 import numpy as np
 
 from gan_jax import config_lib, models
+from gan_jax.errors import SamplingError
+from gan_jax.objectives.latents import latents
 from gan_jax.training import checkpoint as ckpt_lib
 from gan_jax.training import state as state_lib
 
 BEST_DIR = "checkpoints_best"
 DEFAULT_BATCH_SIZE = 256
-
-
-class SamplingError(ValueError):
-    """A sampling request that cannot work (bad number, label, output path); says why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,16 +72,14 @@ class Generator:
         # One compiled function per handle; every batch is padded to one shape, so it
         # compiles once. Converting to uint8 on device quarters the bytes sent to the host.
         def apply(variables, z, labels):
-            kwargs = {"labels": labels} if self.conditional else {}
-            x = self.module.apply(variables, z, train=False, **kwargs)
+            x = self.module.apply(variables, z, labels if self.conditional else None, train=False)
             return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
         return jax.jit(apply)
 
 
 def _num_classes(config) -> int:
-    # Designed ahead of the conditional models: they will set config.model.num_classes.
-    return int(config.model.get("num_classes", 0) or 0)
+    return models.num_classes(config)
 
 
 def from_state(config, state: state_lib.GANState, *, use_ema: bool = True) -> Generator:
@@ -99,7 +95,8 @@ def from_state(config, state: state_lib.GANState, *, use_ema: bool = True) -> Ge
     """
     generator, _ = models.build(config)
     has_ema = bool(state.ema_params)
-    variables = jax.device_get(state_lib.sampling_params(state, use_ema=use_ema))
+    variables = state_lib.sampling_variables_fn(config, use_ema=use_ema)(state)
+    variables = jax.device_get(variables)
     return Generator(
         config=config,
         module=generator,
@@ -190,7 +187,7 @@ def load_generator(
     return Generator(
         config=config,
         module=generator,
-        variables=state_lib.sampling_params(state, use_ema=use_ema),
+        variables=state_lib.sampling_variables_fn(config, use_ema=use_ema)(state),
         step=int(jax.device_get(state.step)),
         z_dim=int(config.model.z_dim),
         num_classes=_num_classes(config),
@@ -226,42 +223,6 @@ def _restore(workdir: str, step, abstract):
     finally:
         checkpointer.close()
     return state
-
-
-@functools.partial(jax.jit, static_argnames=("z_dim", "truncation"))
-def _latents(seed, indices, *, z_dim: int, truncation: float | None):
-    base = jax.random.PRNGKey(seed)
-
-    def one(i):
-        key = jax.random.fold_in(base, i)
-        if truncation is None:
-            return jax.random.normal(key, (z_dim,), jnp.float32)
-        return jax.random.truncated_normal(key, -truncation, truncation, (z_dim,), jnp.float32)
-
-    return jax.vmap(one)(indices)
-
-
-def latents(
-    z_dim: int, num: int, *, seed: int = 0, truncation: float | None = None, start: int = 0
-) -> np.ndarray:
-    """Gaussian latents z[i] = N(0, I) from key fold_in(PRNGKey(seed), start + i).
-
-    Args:
-      z_dim: latent size.
-      num: how many.
-      seed: the seed; the same seed gives the same latents.
-      truncation: the truncation trick: components with |z| > truncation are redrawn
-        (a normal truncated to [-t, t]); lower is more typical images, less variety.
-        None draws the plain normal.
-      start: index of the first latent (for batches of a long run).
-
-    Returns:
-      float32 [num, z_dim].
-    """
-    if truncation is not None and not truncation > 0:
-        raise SamplingError(f"truncation must be > 0, got {truncation}")
-    indices = jnp.arange(start, start + num, dtype=jnp.uint32)
-    return np.asarray(_latents(int(seed), indices, z_dim=z_dim, truncation=truncation))
 
 
 def latents_for_seeds(z_dim: int, seeds, *, truncation: float | None = None) -> np.ndarray:

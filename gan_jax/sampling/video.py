@@ -6,14 +6,13 @@ temporary file beside the target, renamed when complete, removed if anything fai
 
 from __future__ import annotations
 
-import contextlib
-import os
 import warnings
 
 import numpy as np
 from PIL import Image
 
-from gan_jax.sampling import images as images_lib
+from gan_jax import files
+from gan_jax import images as images_lib
 
 FORMATS = ("gif", "mp4", "strip")
 
@@ -29,21 +28,6 @@ def upscale(frames, scale: int) -> np.ndarray:
 def auto_scale(side: int, target: int = 256) -> int:
     """The smallest integer factor that brings `side` pixels to at least `target`."""
     return max(1, -(-target // max(side, 1)))
-
-
-@contextlib.contextmanager
-def _atomic(path: str):
-    """Yields a temporary path beside `path` (same extension); renames it on success."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    stem, ext = os.path.splitext(os.path.basename(path))
-    tmp = os.path.join(directory, f".{stem}.{os.getpid()}.tmp{ext}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
 
 
 def _check(frames) -> np.ndarray:
@@ -74,7 +58,7 @@ def save_gif(frames, path: str, *, fps: float = 24.0, loop: bool = True):
     pics = [Image.fromarray(f[..., 0] if mode == "L" else f, mode=mode) for f in frames]
     duration = max(20, int(round(1000.0 / fps / 10.0)) * 10)
     kwargs = {"loop": 0} if loop else {}
-    with _atomic(path) as tmp:
+    with files.atomic_path(path) as tmp:
         pics[0].save(
             tmp,
             format="GIF",
@@ -104,7 +88,7 @@ def save_mp4(frames, path: str, *, fps: float = 24.0, quality: int = 8):
         frames = np.repeat(frames, 3, axis=-1)
     _, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-    with _atomic(path) as tmp, warnings.catch_warnings():
+    with files.atomic_path(path) as tmp, warnings.catch_warnings():
         # imageio starts ffmpeg with subprocess (fork + exec at once): CPython's warning
         # about forking a multithreaded (JAX) process does not apply.
         warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)

@@ -16,11 +16,10 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from gan_jax.errors import CheckpointError
+from gan_jax.training import state as state_lib
+
 CHECKPOINT_DIR = "checkpoints"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be written or read; the message says which and why."""
 
 
 # Orbax writes through TensorStore, whose I/O failures (a full disk, a read-only mount) arrive
@@ -42,20 +41,6 @@ def _io_failure(error: Exception) -> str | None:
     if isinstance(error, ValueError) and _TENSORSTORE_STATUS.match(text):
         return text.splitlines()[0][:300]
     return None
-
-
-# What orbax's threads log when a save fails: the failure itself (a TensorStore status) and
-# the two lines that follow it. The failure reaches the caller through `wait()` / `save()`,
-# which report an I/O failure as one CheckpointError and re-raise anything else.
-_SAVE_FAILURE_ECHO = re.compile(
-    r"os_error_code=|_SignalingThread\.run\(\) raised an exception: [A-Z_]+: |"
-    r"Failed to run \d+ Handler Commit operations|Save Finalize thread \(save_finalize\) failed"
-)
-
-
-def is_save_failure_echo(message: str) -> bool:
-    """Whether an orbax log line only echoes a failed save that the caller reports itself."""
-    return bool(_SAVE_FAILURE_ECHO.search(message))
 
 
 def _quiet_closed_loop_callbacks() -> None:
@@ -145,6 +130,9 @@ class Checkpointer:
                 f"steps saved: {self.all_steps() or 'none'}"
             )
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        legacy = self._is_legacy(step)
+        if legacy:
+            abstract = self._legacy_target(step, abstract)
         mismatch = self._shape_mismatch(step, abstract)
         if mismatch:
             # Found from the metadata, before orbax starts a restore that would fail in its
@@ -154,12 +142,44 @@ class Checkpointer:
                 f"(model or data shape changed?): {mismatch}"
             )
         try:
-            return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            if legacy:
+                restored = state_lib.from_legacy(restored, target)
+                logging.info("Read step %d from the pre-redesign (DCGAN) layout", step)
+            return restored
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(
                 f"checkpoint step {step} in '{self.directory}' does not match this config "
                 f"(model or data shape changed?): {str(e).splitlines()[0][:300]}"
             ) from None
+
+    def _saved_keys(self, step: int) -> set[str]:
+        """Top-level keys of the saved tree, read from its metadata (empty if unreadable)."""
+        try:
+            reader = ocp.StandardCheckpointer()
+            try:
+                meta = reader.metadata(os.path.join(self.directory, str(step), "default"))
+            finally:
+                reader.close()
+            meta = getattr(meta, "item_metadata", meta)
+            return set(meta.keys()) if hasattr(meta, "keys") else set()
+        except Exception:
+            return set()
+
+    def _is_legacy(self, step: int) -> bool:
+        return set(state_lib.LEGACY_KEYS) <= self._saved_keys(step)
+
+    def _legacy_target(self, step: int, abstract):
+        """The pre-redesign layout of `abstract`, or a clear error if it cannot hold it."""
+        collections = set(abstract.g.variables) | set(abstract.d.variables)
+        if abstract.extra or not collections <= {"params", "batch_stats"}:
+            raise CheckpointError(
+                f"checkpoint step {step} in '{self.directory}' was written in the DCGAN-only "
+                "layout of gan_jax before the engine redesign (0.1); it holds no "
+                f"{'augmentation state' if abstract.extra else 'spectral-norm state'} that "
+                "this config needs. Resume it with the config it was trained with."
+            )
+        return state_lib.to_legacy(abstract)
 
     def _shape_mismatch(self, step: int, abstract) -> str | None:
         """The first array whose saved shape differs from `abstract`'s, or None."""

@@ -22,11 +22,14 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from gan_jax import config_lib
+from gan_jax import config_lib, files, objectives
+from gan_jax.objectives import latents as latents_lib
+from gan_jax.training import state as state_lib
 
 BEST_DIR = "checkpoints_best"  # gan_jax.sampling.BEST_DIR looks here
 BEST_FILE = "best.json"
@@ -57,6 +60,8 @@ class FidHook:
         from gan_jax.evaluation import inception, weights  # noqa: PLC0415
 
         self.config = config
+        self.objective = objectives.build(config)
+        self._sampling_variables = state_lib.sampling_variables_fn(config, self.objective)
         self.every = int(config.eval.fid_every)
         self.num_samples = int(config.eval.num_samples)
         self.batch_size = int(config.eval.batch_size)
@@ -101,10 +106,7 @@ class FidHook:
 
     def _write_best(self, record: dict) -> None:
         path = os.path.join(self.directory, BEST_FILE)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)  # atomic: a kill never leaves half a pointer
+        files.write_json(path, record)  # atomic: a kill never leaves half a pointer
 
     @property
     def best_fid(self) -> float | None:
@@ -130,7 +132,6 @@ class FidHook:
 
     def evaluate(self, step: int, state) -> dict:
         """Scores `state`'s generator now; saves it as the best when its FID is the lowest."""
-        from gan_jax import sampling  # noqa: PLC0415 (sampling imports the training package)
         from gan_jax.evaluation import reference, scoring  # noqa: PLC0415
 
         t0 = time.perf_counter()
@@ -142,16 +143,16 @@ class FidHook:
                 batch_size=self.batch_size,
                 write_cache=self.is_chief,
             )
-        handle = sampling.from_state(self.config, state)
         result = scoring.evaluate_generator(
-            handle,
+            self._generate_fn(state),
             self.extractor,
+            config=self.config,
             num_samples=self.num_samples,
             batch_size=self.batch_size,
             seed=LATENT_SEED,
             reference=self._reference,
             fid_method=FID_METHOD,
-            checkpoint="training",
+            fake={"step": int(step), "checkpoint": "training", "ema": bool(state.ema_params)},
         )
         fid = float(result["fid"])
         if jax.process_count() > 1:  # one decision for all processes: process 0's number
@@ -185,6 +186,28 @@ class FidHook:
             " (new best, saved)" if improved else "",
         )
         return result
+
+    def _generate_fn(self, state):
+        """(num, seed) -> uint8 batches from `state`'s generator (EMA weights when kept)."""
+        variables = jax.device_get(self._sampling_variables(state))
+        variables = jax.device_put(variables, jax.devices()[0])
+        objective = self.objective
+        classes = objective.num_classes
+
+        @jax.jit
+        def apply(variables, z, labels):
+            x = objective.run_G(variables, z, labels, train=False)[0]
+            return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+        def generate(num, seed):
+            for lo in range(0, num, self.batch_size):
+                b = min(self.batch_size, num - lo)
+                z = latents_lib.latents(objective.z_dim, self.batch_size, seed=seed, start=lo)
+                # Conditional: every class in turn, as sampling does with no label given.
+                labels = (np.arange(lo, lo + self.batch_size) % max(classes, 1)).astype(np.int32)
+                yield np.asarray(apply(variables, z, labels))[:b]
+
+        return generate
 
     def _save_checkpoint(self, step: int, state) -> None:
         # A lower step than the kept one (a resume from an earlier rolling checkpoint): drop

@@ -8,7 +8,6 @@ come back from the latest checkpoint, so a resumed run ends where an uninterrupt
 import contextlib
 import errno
 import fcntl
-import logging as logging_std
 import os
 import signal
 import time
@@ -21,24 +20,19 @@ from clu import asynclib, metric_writers, periodic_actions
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gan_jax import config_lib, models
+from gan_jax import config_lib, objectives
+from gan_jax import images as images_lib
 from gan_jax import input as input_lib
-from gan_jax.sampling import images as images_lib
+from gan_jax.errors import CheckpointError, NonFiniteError, WorkdirBusyError
+from gan_jax.logs import quiet_library_logs
 from gan_jax.training import checkpoint as ckpt_lib
 from gan_jax.training import fid_hook as fid_hook_lib
 from gan_jax.training import state as state_lib
 from gan_jax.training import step as step_lib
+from gan_jax.training import validation
 
 SAMPLES_DIR = "samples"
 LOCK_FILE = ".lock"
-
-
-class NonFiniteError(RuntimeError):
-    """A loss or gradient became NaN/Inf; the last good checkpoint is kept."""
-
-
-class WorkdirBusyError(RuntimeError):
-    """Another training process holds the workdir."""
 
 
 @contextlib.contextmanager
@@ -100,40 +94,6 @@ class _StopSignal:
             signal.signal(sig, handler)
 
 
-class _OwnInfoOnly(logging_std.Filter):
-    """Lets through warnings from everyone but INFO lines only from gan_jax and its CLIs."""
-
-    def filter(self, record):
-        path = record.pathname.replace(os.sep, "/")
-        if "/orbax/" in path or "/clu/asynclib" in path or record.name == "asyncio":
-            # A failed save (disk full) makes orbax's threads log their tracebacks and asyncio
-            # its unretrieved futures, and clu's TensorBoard thread its own; the loop reports
-            # the failure once as a CheckpointError.
-            if record.name == "asyncio" and "never retrieved" in str(record.msg):
-                return False
-            try:
-                text = record.getMessage()
-            except (TypeError, ValueError):  # a record whose arguments do not fit its format
-                text = str(record.msg)
-            if ckpt_lib.is_save_failure_echo(text):
-                return False  # reported once, by the CheckpointError (or the re-raised error)
-            record.exc_info, record.exc_text = None, None
-        return (
-            record.levelno >= logging_std.WARNING
-            or "/gan_jax/" in path
-            or path.endswith(("/train.py", "/sample.py", "/evaluate.py"))
-        )
-
-
-def quiet_library_logs():
-    """Hides orbax's and jax's INFO chatter (set GAN_JAX_VERBOSE=1 to see it)."""
-    if os.environ.get("GAN_JAX_VERBOSE"):
-        return
-    handler = logging.get_absl_handler()  # every record, absl's or Python logging's, ends here
-    if not any(isinstance(f, _OwnInfoOnly) for f in handler.filters):
-        handler.addFilter(_OwnInfoOnly())
-
-
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM)
 
 
@@ -154,7 +114,11 @@ def _write_failure(error: Exception) -> str | None:
 
 
 def num_train_steps(config, steps_per_epoch: int) -> int:
-    return config.num_steps if config.num_steps > 0 else config.num_epochs * steps_per_epoch
+    """Generator steps of the run: `num_steps`, or `num_epochs` passes over the data, where
+    each generator step reads `d_steps` real batches (one per D update)."""
+    if config.num_steps > 0:
+        return config.num_steps
+    return max(1, config.num_epochs * steps_per_epoch // config.d_steps)
 
 
 def _format_eta(seconds: float) -> str:
@@ -184,10 +148,30 @@ def _flatten(tree, prefix=""):
     return flat
 
 
-def _fixed_noise(config) -> jax.Array:
-    # Fixed across the run and across resumes, so successive grids show the same latents.
+MAX_GRID_CLASSES = 16
+
+
+def fixed_noise(config, num_classes: int = 0):
+    """Latents and labels of the sample grids, and the grid's columns.
+
+    Fixed across the run and across resumes, so successive grids show the same latents. A
+    conditional run's grid has one row per class (the first 16 classes), each column one
+    latent shared by every row, so a column shows the classes in one style.
+
+    Returns:
+      (z [N, z_dim], labels [N] int32 or None, cols)
+    """
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A11)
-    return jax.random.normal(key, (config.num_sample_images, config.model.z_dim), jnp.float32)
+    n = config.num_sample_images
+    if not num_classes:
+        z = jax.random.normal(key, (n, config.model.z_dim), jnp.float32)
+        return z, None, None
+    rows = min(num_classes, MAX_GRID_CLASSES)
+    cols = max(1, n // rows)
+    z = jax.random.normal(key, (cols, config.model.z_dim), jnp.float32)
+    z = jnp.tile(z, (rows, 1))
+    labels = jnp.repeat(jnp.arange(rows, dtype=jnp.int32), cols)
+    return z, labels, cols
 
 
 def train_and_evaluate(config, workdir: str) -> state_lib.GANState:
@@ -202,7 +186,7 @@ def train_and_evaluate(config, workdir: str) -> state_lib.GANState:
     """
     quiet_library_logs()
     process_index, process_count = jax.process_index(), jax.process_count()
-    config_lib.validate(config, num_devices=jax.device_count(), num_processes=process_count)
+    validation.validate(config, num_devices=jax.device_count(), num_processes=process_count)
     is_chief = process_index == 0
     try:
         os.makedirs(workdir, exist_ok=True)
@@ -212,9 +196,7 @@ def train_and_evaluate(config, workdir: str) -> state_lib.GANState:
                 f.write("ok")
             os.remove(probe)
     except OSError as e:
-        raise ckpt_lib.CheckpointError(
-            f"workdir '{workdir}' is not writable: {e.strerror or e}"
-        ) from None
+        raise CheckpointError(f"workdir '{workdir}' is not writable: {e.strerror or e}") from None
 
     with _workdir_lock(workdir, is_chief), _StopSignal(process_count > 1) as stop:
         return _train(config, workdir, stop, is_chief, process_index, process_count)
@@ -223,7 +205,6 @@ def train_and_evaluate(config, workdir: str) -> state_lib.GANState:
 def _train(config, workdir, stop, is_chief, process_index, process_count):
     mesh = step_lib.make_mesh()
     replicated = NamedSharding(mesh, P())
-    data_sharding = NamedSharding(mesh, P("data"))
     logging.info(
         "Mesh: %d devices (%s) over %d process(es); global batch %d",
         jax.device_count(),
@@ -235,7 +216,11 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
     # Before the checkpointer: missing Inception weights fail here, with nothing to clean up.
     fid = fid_hook_lib.FidHook.create(config, workdir, is_chief=is_chief)  # None when off
     checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-    init = jax.jit(lambda key: state_lib.create_state(config, key), out_shardings=replicated)
+    objective = objectives.build(config)
+    init = jax.jit(
+        lambda key: state_lib.create_state(config, key, objective=objective),
+        out_shardings=replicated,
+    )
     state = init(jax.random.PRNGKey(config.seed))
     if checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
@@ -244,8 +229,12 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
         config_lib.save(config, workdir)
     start_step = int(jax.device_get(state.step))
 
+    # Each generator step reads d_steps batches: the data position is counted in batches.
     dataset = input_lib.create_dataset(
-        config, process_index=process_index, process_count=process_count, start_step=start_step
+        config,
+        process_index=process_index,
+        process_count=process_count,
+        start_step=start_step * config.d_steps,
     )
     total = num_train_steps(config, dataset.steps_per_epoch)
     logging.info(
@@ -262,13 +251,16 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
     )
     if start_step == 0:
         writer.write_hparams(_flatten(config.to_dict()))
-    train_step = step_lib.jit_train_step(config, mesh)
-    generator, _ = models.build(config)
+    train_step = step_lib.jit_train_step(config, mesh, total_steps=total, objective=objective)
+    batch_sharding = step_lib.batch_shardings(mesh)
     sample_fn = jax.jit(
-        lambda variables, z: generator.apply(variables, z, train=False),
+        lambda variables, z, y: objective.run_G(variables, z, y, train=False)[0],
         out_shardings=replicated,  # every process holds the whole grid
     )
-    fixed_z = jax.device_put(_fixed_noise(config), replicated)
+    sampling_variables = state_lib.sampling_variables_fn(config, objective)
+    fixed_z, fixed_y, grid_cols = fixed_noise(config, objective.num_classes)
+    fixed_z = jax.device_put(fixed_z, replicated)
+    fixed_y = None if fixed_y is None else jax.device_put(fixed_y, replicated)
     hooks = []
     if is_chief:
         hooks.append(
@@ -278,8 +270,8 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
         )
 
     def write_samples(step):
-        imgs = sample_fn(state_lib.sampling_params(state), fixed_z)
-        grid = images_lib.make_grid(jax.device_get(imgs))
+        imgs = sample_fn(sampling_variables(state), fixed_z, fixed_y)
+        grid = images_lib.make_grid(jax.device_get(imgs), cols=grid_cols)
         if is_chief:
             images_lib.save_png(grid, os.path.join(workdir, SAMPLES_DIR, f"step_{step:08d}.png"))
             writer.write_images(step, {"samples": grid[None]})
@@ -291,8 +283,11 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
     step = start_step
     try:
         while step < total:
-            local = next(data_iter)
-            batch = jax.make_array_from_process_local_data(data_sharding, local)
+            local = step_lib.stack_batches([next(data_iter) for _ in range(config.d_steps)])
+            batch = {
+                k: jax.make_array_from_process_local_data(batch_sharding[k], v)
+                for k, v in local.items()
+            }
             state, metrics = train_step(state, batch)
             pending.append(metrics)  # device arrays: no host sync per step
             step += 1
@@ -324,8 +319,8 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
                 (logging.info if is_chief else logging.debug)(
                     "Epoch [%d/%d], Step [%d/%d], D_loss: %.4f, G_loss: %.4f, D(x): %.3f, "
                     "D(G(z)): %.3f, %.1f img/s, ETA %s",
-                    (step - 1) // dataset.steps_per_epoch + 1,
-                    -(-total // dataset.steps_per_epoch),
+                    (step * config.d_steps - 1) // dataset.steps_per_epoch + 1,
+                    -(-total * config.d_steps // dataset.steps_per_epoch),
                     step,
                     total,
                     summary["d_loss"],
@@ -359,7 +354,7 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
         # naming the step that is kept (its own failure adds nothing to this message).
         with contextlib.suppress(Exception):
             checkpointer.wait()
-        raise ckpt_lib.CheckpointError(
+        raise CheckpointError(
             f"cannot write to workdir '{workdir}': {reason}; "
             f"the last complete checkpoint (step {checkpointer.last_complete_step()}) is kept"
         ) from None

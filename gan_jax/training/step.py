@@ -1,15 +1,20 @@
 """The adversarial step: a pure function `(state, batch) -> (state, metrics)`.
 
-It follows the seed's loop body exactly when `d_steps == 1`: G makes one fake batch; D is
-updated on the real batch and on that fake batch (two separate calls, so batch norm sees
-them apart); then G is updated through the *updated* D on the same fake batch. G's forward
-pass is run once and its backward pass reuses it through `jax.vjp`, as PyTorch's
-`fake_images.detach()` pattern does.
+The step only orders the updates; the objective (`gan_jax.objectives`) owns how G and D are
+run, the loss, the regularisers and the augmentation. With `d_steps == 1` it follows the
+seed's loop body exactly: G makes one fake batch; D is updated on the real batch and on that
+fake batch (two separate calls, so batch norm sees them apart); then G is updated through
+the *updated* D on the same fake batch. G's forward pass is run once and its backward pass
+reuses it through `jax.vjp`, as PyTorch's `fake_images.detach()` pattern does. With
+`d_steps = k`, D takes k updates, each on its own real batch (the batch holds k of them) and
+fresh latents, and G's update reuses the last fake batch.
 
 `jit_train_step` compiles it over a device mesh: the batch is split on the 'data' axis, the
 state is replicated and donated, and XLA inserts the all-reduces (batch-norm statistics
 included, so 1 device and 8 devices compute the same thing).
 """
+
+from __future__ import annotations
 
 import functools
 
@@ -19,8 +24,10 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gan_jax import losses, models
-from gan_jax.training.state import GANState, make_optimizers
+from gan_jax import objectives
+from gan_jax.training.state import GANState, NetState, make_optimizers
+
+EMA_RAMPUP = 1.0 / 9.0  # the warm-up of the first releases: decay (1 + t) / (10 + t)
 
 
 def _all_finite(*trees):
@@ -28,109 +35,133 @@ def _all_finite(*trees):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def train_step(state: GANState, batch: jax.Array, *, config, data_sharding=None):
+def ema_decay_at(config, step):
+    """The EMA decay used after generator step `step` (a traced int).
+
+    Two ways to keep an early, fast-moving generator out of the average:
+      - `ema_rampup` r: the averaging window (1 / (1 - decay)) is at most 1 + r (1 + t) steps,
+        i.e. decay <= r (1 + t) / (1 + r (1 + t)); r = 1/9 gives (1 + t) / (10 + t), as
+        TF's ExponentialMovingAverage with num_updates (StyleGAN2 ramps its half-life the
+        same way, by images seen);
+      - `ema_start` (BigGAN): until that step the average is G itself.
+    """
+    t = step.astype(jnp.float32)
+    r = float(config.get("ema_rampup", EMA_RAMPUP))
+    window = r * (1.0 + t)
+    decay = jnp.minimum(config.ema_decay, window / (1.0 + window))
+    start = int(config.get("ema_start", 0) or 0)
+    return jnp.where(step < start, 0.0, decay) if start else decay
+
+
+def train_step(
+    state: GANState,
+    batch,
+    *,
+    config,
+    objective=None,
+    total_steps: int = 0,
+    data_sharding=None,
+):
     """One generator update preceded by `config.d_steps` discriminator updates.
 
     Args:
       state: the GANState.
-      batch: real images [global_batch, H, W, C] in [-1, 1].
+      batch: {'image': [d_steps, global_batch, H, W, C] in [-1, 1], 'label': [d_steps,
+        global_batch] int32}; a single [global_batch, ...] batch is taken as d_steps = 1.
       config: the training config (static).
-      data_sharding: optional sharding of the batch axis, applied to the noise too.
+      objective: the model family's objective (built from the config when None).
+      total_steps: the run's generator steps (learning-rate schedules end there).
+      data_sharding: optional sharding of the batch axis, applied to the latents too.
 
     Returns:
-      (new_state, metrics) with scalar metrics: d_loss, g_loss, d_real (mean D(x)),
-      d_fake (mean D(G(z)) before D's update, as the seed prints), g_grad_norm,
-      d_grad_norm, gp (0 without penalty), nonfinite (1 if this step's update was dropped).
+      (new_state, metrics) with scalar metrics: d_loss, g_loss, d_real (mean sigmoid D(x)),
+      d_fake (mean sigmoid D(G(z)) before D's update, as the seed prints), g_grad_norm,
+      d_grad_norm, one per regulariser (gp, r1, ...; 0 on steps a lazy one skips),
+      augment_p and ada_rt when augmenting, nonfinite (1 if this step's update was dropped).
     """
-    generator, discriminator = models.build(config)
-    g_tx, d_tx = make_optimizers(config)
-    gan_loss = losses.get(config.loss.name)
+    objective = objective or objectives.build(config)
+    g_tx, d_tx = make_optimizers(config, total_steps)
+    if not isinstance(batch, dict):
+        batch = {"image": batch, "label": jnp.zeros(batch.shape[:1], jnp.int32)}
+    images, labels = batch["image"], batch["label"]
+    if images.ndim == 4:
+        images, labels = images[None], labels[None]
+    d_steps = config.d_steps
+    if images.shape[0] != d_steps:
+        raise ValueError(f"the batch holds {images.shape[0]} real batches, d_steps is {d_steps}")
+    batch_size = images.shape[1]
     step_key = jax.random.fold_in(state.rng, state.step)
-    batch_size = batch.shape[0]
 
     def constrain(x):
-        return x if data_sharding is None else jax.lax.with_sharding_constraint(x, data_sharding)
+        if x is None or data_sharding is None:
+            return x
+        return jax.lax.with_sharding_constraint(x, data_sharding)
 
-    def g_forward(g_params, g_stats, z):
-        fake, upd = generator.apply(
-            {"params": g_params, "batch_stats": g_stats}, z, train=True, mutable=["batch_stats"]
-        )
-        return fake, upd["batch_stats"]
-
-    def d_apply(d_params, d_stats, x):
-        logits, upd = discriminator.apply(
-            {"params": d_params, "batch_stats": d_stats}, x, train=True, mutable=["batch_stats"]
-        )
-        return logits, upd.get("batch_stats", d_stats)
-
-    def d_loss_fn(d_params, d_stats, real, fake, gp_key):
-        real_logits, d_stats = d_apply(d_params, d_stats, real)
-        fake_logits, d_stats = d_apply(d_params, d_stats, fake)
-        loss = gan_loss.d_loss(real_logits, fake_logits)
-        gp = jnp.zeros((), jnp.float32)
-        if gan_loss.gradient_penalty:
-            # Gulrajani et al.: unit gradient norm on random interpolates. The BN statistics
-            # of these extra calls are discarded: they are not part of the data D models.
-            eps = jax.random.uniform(gp_key, (real.shape[0], 1, 1, 1))
-            x_hat = eps * real + (1.0 - eps) * fake
-
-            def d_sum(x):
-                return d_apply(d_params, d_stats, x)[0].sum()
-
-            grads = jax.grad(d_sum)(x_hat)
-            norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=(1, 2, 3)) + 1e-12)
-            gp = jnp.mean(jnp.square(norms - 1.0))
-            loss = loss + config.loss.gp_weight * gp
-        return loss, (d_stats, real_logits, fake_logits, gp)
-
-    g_params, g_stats = state.g_params, state.g_batch_stats
-    d_params, d_stats, d_opt = state.d_params, state.d_batch_stats, state.d_opt_state
+    g_params, g_rest = state.g.params, state.g.collections
+    d_params, d_rest, d_opt = state.d.params, state.d.collections, state.d.opt_state
     d_grad_ok = jnp.array(True)
-    for k in range(config.d_steps):
-        z_key, gp_key = jax.random.split(jax.random.fold_in(step_key, k))
-        z = constrain(jax.random.normal(z_key, (batch_size, config.model.z_dim), jnp.float32))
-        if k == config.d_steps - 1:
+    real_logits_all = []
+    for k in range(d_steps):
+        z_key, d_key = jax.random.split(jax.random.fold_in(step_key, k))
+        z, fake_y = objective.sample_latents(z_key, batch_size)
+        z, fake_y = constrain(z), constrain(fake_y)
+
+        def g_forward(p, rest=g_rest, z=z, fake_y=fake_y):
+            return objective.run_G({**rest, "params": p}, z, fake_y, train=True)
+
+        if k == d_steps - 1:
             # Keep the pullback: G's update below reuses this forward pass.
-            fake, g_pullback, g_stats = jax.vjp(
-                lambda p, z=z, s=g_stats: g_forward(p, s, z), g_params, has_aux=True
-            )
+            fake, g_pullback, g_rest = jax.vjp(g_forward, g_params, has_aux=True)
         else:
-            fake, g_stats = g_forward(g_params, g_stats, z)
-        (d_loss, (d_stats, real_logits, fake_logits, gp)), d_grads = jax.value_and_grad(
-            d_loss_fn, has_aux=True
-        )(d_params, d_stats, batch, jax.lax.stop_gradient(fake), gp_key)
+            fake, g_rest = g_forward(g_params)
+        (d_loss, (d_rest, real_logits, fake_logits, reg_values)), d_grads = jax.value_and_grad(
+            objective.d_loss, has_aux=True
+        )(
+            d_params,
+            d_rest,
+            images[k],
+            labels[k],
+            jax.lax.stop_gradient(fake),
+            fake_y,
+            key=d_key,
+            step=state.step,
+            extra=state.extra,
+        )
+        real_logits_all.append(real_logits)
         d_grad_ok &= _all_finite(d_grads) & jnp.isfinite(d_loss)
         d_updates, d_opt = d_tx.update(d_grads, d_opt, d_params)
         d_params = optax.apply_updates(d_params, d_updates)
 
-    def g_loss_of_fake(fake_images):
-        logits, new_d_stats = d_apply(d_params, d_stats, fake_images)
-        return gan_loss.g_loss(logits), new_d_stats
-
-    (g_loss, d_stats), dfake = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
+    g_key = jax.random.fold_in(step_key, d_steps)
+    d_vars = {**d_rest, "params": d_params}
+    (g_loss, d_rest), dfake = jax.value_and_grad(objective.g_loss_of_fake, has_aux=True)(
+        fake, fake_y, d_vars, key=g_key, extra=state.extra
+    )
     (g_grads,) = g_pullback(dfake)
+    if objective.has_g_regularisers:
+        (_, g_reg_values), g_reg_grads = jax.value_and_grad(
+            objective.g_regularisation, has_aux=True
+        )(g_params, key=jax.random.fold_in(g_key, 1), step=state.step)
+        g_grads = jax.tree.map(jnp.add, g_grads, g_reg_grads)
+        reg_values = {**reg_values, **g_reg_values}
     finite = d_grad_ok & _all_finite(g_grads) & jnp.isfinite(g_loss)
+    extra = objective.update_extra(
+        state.extra, real_logits_all, step=state.step, images_per_step=batch_size * d_steps
+    )
 
     def apply_step():
-        g_updates, g_opt = g_tx.update(g_grads, state.g_opt_state, g_params)
+        g_updates, g_opt = g_tx.update(g_grads, state.g.opt_state, g_params)
         new_g_params = optax.apply_updates(g_params, g_updates)
         ema = state.ema_params
         if config.ema_decay > 0:
-            # Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the
-            # average follows G closely instead of holding on to the random initialisation
-            # for ~1/(1-decay) steps.
-            t = state.step.astype(jnp.float32)
-            decay = jnp.minimum(config.ema_decay, (1.0 + t) / (10.0 + t))
+            decay = ema_decay_at(config, state.step)
             ema = optax.incremental_update(new_g_params, ema, step_size=1.0 - decay)
         return state.replace(
             step=state.step + 1,
-            g_params=new_g_params,
-            g_batch_stats=g_stats,
-            d_params=d_params,
-            d_batch_stats=d_stats,
-            g_opt_state=g_opt,
-            d_opt_state=d_opt,
+            g=NetState(variables={**g_rest, "params": new_g_params}, opt_state=g_opt),
+            d=NetState(variables={**d_rest, "params": d_params}, opt_state=d_opt),
             ema_params=ema,
+            extra=extra,
         )
 
     # A non-finite update is never applied: the state keeps its last good values, so the
@@ -152,9 +183,13 @@ def train_step(state: GANState, batch: jax.Array, *, config, data_sharding=None)
         "d_fake": jax.nn.sigmoid(fake_logits).mean(),
         "g_grad_norm": optax.tree.norm(g_grads),
         "d_grad_norm": optax.tree.norm(d_grads),
-        "gp": gp,
         "nonfinite": (~finite).astype(jnp.float32),
+        **reg_values,
     }
+    if objective.policy:
+        metrics["augment_p"] = jnp.asarray(objective.augment_p(state.extra), jnp.float32)
+        if objective.adaptive:
+            metrics["ada_rt"] = jnp.sign(jnp.stack(real_logits_all)).mean()
     return new_state, metrics
 
 
@@ -164,14 +199,33 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(devices, ("data",))
 
 
-def jit_train_step(config, mesh: jax.sharding.Mesh):
+def batch_shardings(mesh: jax.sharding.Mesh):
+    """Shardings of a step's batch: [d_steps, global_batch, ...] split on the batch axis."""
+    spec = NamedSharding(mesh, P(None, "data"))
+    return {"image": spec, "label": spec}
+
+
+def stack_batches(local_batches: list[dict]) -> dict:
+    """d_steps local batches {'image', 'label'} -> one with a leading d_steps axis."""
+    import numpy as np  # noqa: PLC0415
+
+    return {k: np.stack([b[k] for b in local_batches]) for k in ("image", "label")}
+
+
+def jit_train_step(config, mesh: jax.sharding.Mesh, *, total_steps: int = 0, objective=None):
     """Compiles `train_step` for `mesh`: batch sharded on 'data', state replicated, donated."""
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
-    fn = functools.partial(train_step, config=config, data_sharding=data)
+    fn = functools.partial(
+        train_step,
+        config=config,
+        objective=objective or objectives.build(config),
+        total_steps=total_steps,
+        data_sharding=data,
+    )
     return jax.jit(
         fn,
-        in_shardings=(replicated, data),
+        in_shardings=(replicated, batch_shardings(mesh)),
         out_shardings=(replicated, replicated),
         donate_argnums=(0,),
     )

@@ -1,9 +1,12 @@
-"""Image grids and PNG files from generator outputs in [-1, 1]."""
+"""Image grids and PNG files from generator outputs in [-1, 1] (used by training's sample
+grids and by sampling; a leaf module so that both can import it)."""
 
 import os
 
 import numpy as np
 from PIL import Image
+
+from gan_jax import files
 
 
 def to_uint8(images) -> np.ndarray:
@@ -43,14 +46,8 @@ def save_png(image: np.ndarray, path: str):
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    try:
+    with files.atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):  # a failed write leaves nothing behind
-            os.remove(tmp)
 
 
 def save_images(batches, folder: str, *, start: int = 0, digits: int = 6) -> list[str]:

@@ -1,0 +1,442 @@
+"""SNGAN ResNet generator and discriminator (Miyato et al. 2018), for 32, 48, 64 and 128 px.
+
+The architecture of the paper's ResNet models (chainer `sngan_projection`) and of Mimicry's /
+StudioGAN's SNGAN, conditional by class-conditional batch norm (G) and projection (D, Miyato &
+Koyama 2018) when `config.model.num_classes > 0`.
+
+Generator: z -> Dense (no spectral norm) -> [start, start, w0] -> GBlock x n -> BN, ReLU,
+conv3x3 -> tanh. GBlock(in, out): BN/cBN, ReLU, 2x upsample, conv3x3 (in -> out), BN/cBN, ReLU,
+conv3x3 (out -> out); shortcut: 2x upsample, conv1x1 (in -> out). The last BN is plain even
+when conditional (as the paper's and Mimicry's models). No spectral norm in G.
+
+Discriminator (spectral norm on every conv, dense and embedding): OptimizedDBlock (conv3x3,
+ReLU, conv3x3, avgpool2; shortcut avgpool2, conv1x1), then DBlocks (ReLU, conv3x3 (in -> in),
+ReLU, conv3x3 (in -> out), avgpool2 if downsampling; shortcut conv1x1 (+ avgpool2) when the
+channels change or it downsamples, else identity), ReLU, global SUM pooling, SNDense -> 1;
+conditional: `logit += sum(SNEmbed(y) * h)`.
+
+Widths (`g_width`, `d_width` are the paper's `ch`; standard values in brackets):
+
+  size  start  G widths (first map, then each block's output)   D block widths (downsampling)
+  32    4      ch x (1, 1, 1, 1)          [ch 256]               ch x (1, 1, 1, 1) (Y Y N N) [128]
+  48    6      ch x (8, 4, 2, 1)          [ch 64]                ch x (1, 2, 4, 8, 16) (Y Y Y Y N)
+  64    4      ch x (16, 8, 4, 2, 1)      [ch 64]                ch x (1, 2, 4, 8, 16) (all Y)
+  128   4      ch x (16, 16, 8, 4, 2, 1)  [ch 64]                ch x (1, 2, 4, 8, 16, 16) (Y*5 N)
+
+32 px at the standard widths is the paper's CIFAR-10 ResNet (`sngan_projection`'s
+`resnet_32` / `snresnet_32`: G 4,276,739 parameters, D 1,053,825 unconditional); 48 px is
+Mimicry's SNGAN-48 (the paper's STL-10 ResNet); 64 and 128 px are `sngan_projection`'s 64 and
+128 px models with ch = 64 (= Mimicry's SNGAN-64 / -128 with ngf = ndf = 1024).
+
+Choices, where the references differ:
+  * Upsampling: nearest (the paper's chainer code, StudioGAN); Mimicry uses bilinear
+    (align_corners=False), available as `model.upsample = 'bilinear'`.
+  * Initialisation as the paper's code and Mimicry (StudioGAN defaults to orthogonal):
+    Xavier-uniform with gain sqrt(2) for the two 3x3 convs of every block, gain 1 for the
+    shortcut 1x1 convs, G's first Dense and last conv, D's Dense and the class embedding;
+    biases zero (chainer's default; Mimicry keeps PyTorch's uniform bias init); batch-norm
+    and cBN gains 1, biases 0.
+  * DBlock's hidden width is its input width (paper, Mimicry; StudioGAN uses the output
+    width), and every D block of the 64 px model downsamples (to 2x2; StudioGAN's last one
+    does not).
+  * Every conv and dense has a bias, D's last Dense included (Mimicry, StudioGAN; the paper's
+    CIFAR D has none there: one parameter).
+  * Shortcuts: the 1x1 conv runs before G's upsampling and after D's average pooling. Both
+    operators are linear and per-channel (nearest and bilinear weights sum to 1, so biases
+    commute too), so this is the same function with a quarter of the multiply-adds.
+  * D's head (sum pooling, Dense, projection) runs in float32 whatever `model.dtype`.
+
+Config keys (validated by `validate`):
+  model.z_dim       noise size (the generator adapts to the input; validated >= 1).
+  model.g_width     G's `ch` (see the table), integer >= 1.
+  model.d_width     D's `ch`, integer >= 1.
+  model.num_classes common key, read only: 0 unconditional, else the number of classes.
+  model.dtype       compute dtype 'float32' | 'bfloat16' (params and statistics float32).
+  model.upsample    optional, 'nearest' (default) | 'bilinear'.
+  data.image_size   32, 48, 64 or 128;  data.channels  1 or 3.
+
+Variables: 'params'; G 'batch_stats' (batch-norm running statistics); D 'spectral' ({'u', 'v'}
+of every spectrally normalised layer). Names: G `linear`, `block1..n` (`b1`, `b2`, `c1`,
+`c2`, `c_sc`), `bn_out`, `conv_out`; D `block1..n` (`c1`, `c2`, `c_sc`), `linear`, `embed`.
+PyTorch port with the same names and a weight copy: `bench/torch_sngan.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from gan_jax import config_lib
+from gan_jax.models import blocks
+from gan_jax.models.spectral import SNConv, SNDense, SNEmbed
+
+SIZES = (32, 48, 64, 128)
+DTYPES = ("float32", "bfloat16")
+UPSAMPLES = ("nearest", "bilinear")
+Dtype = jnp.dtype | str
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """One image size's architecture, widths as multiples of `ch`.
+
+    Attributes:
+      start: side of the generator's first feature map.
+      g_mults: the first map's width, then each GBlock's output width (len = blocks + 1).
+      d_mults: each discriminator block's output width (the first is the optimized block).
+      d_down: whether each discriminator block halves the resolution.
+    """
+
+    start: int
+    g_mults: tuple[int, ...]
+    d_mults: tuple[int, ...]
+    d_down: tuple[bool, ...]
+
+
+LAYOUTS = {
+    32: Layout(4, (1, 1, 1, 1), (1, 1, 1, 1), (True, True, False, False)),
+    48: Layout(6, (8, 4, 2, 1), (1, 2, 4, 8, 16), (True, True, True, True, False)),
+    64: Layout(4, (16, 8, 4, 2, 1), (1, 2, 4, 8, 16), (True,) * 5),
+    128: Layout(4, (16, 16, 8, 4, 2, 1), (1, 2, 4, 8, 16, 16), (True,) * 5 + (False,)),
+}
+
+
+def layout(image_size: int) -> Layout:
+    """The `Layout` of `image_size` (32, 48, 64 or 128).
+
+    Args:
+      image_size: output / input image side.
+
+    Returns:
+      The size's `Layout`.
+    """
+    if image_size not in LAYOUTS:
+        raise ValueError(f"sngan supports image_size in {SIZES}, got {image_size}")
+    return LAYOUTS[image_size]
+
+
+def xavier(gain: float = 1.0) -> nn.initializers.Initializer:
+    """`torch.nn.init.xavier_uniform_(w, gain)`: U(+-gain * sqrt(6 / (fan_in + fan_out)))."""
+    return nn.initializers.variance_scaling(gain * gain, "fan_avg", "uniform")
+
+
+XAVIER_1 = xavier(1.0)
+XAVIER_SQRT2 = xavier(math.sqrt(2.0))
+
+
+def upsample2x(x: jax.Array, method: str = "nearest") -> jax.Array:
+    """Doubles H and W of [B, H, W, C] as `F.interpolate(x, scale_factor=2, mode=method)`.
+
+    Args:
+      x: feature map.
+      method: 'nearest' or 'bilinear' (align_corners=False, i.e. half-pixel centres).
+
+    Returns:
+      [B, 2H, 2W, C] in x's dtype.
+    """
+    if method == "nearest":
+        return blocks.upsample_nearest_2x(x)
+    if method == "bilinear":
+        return _bilinear2x(x)
+    raise ValueError(f"upsample must be one of {UPSAMPLES}, got {method!r}")
+
+
+def _bilinear2x_axis(x: jax.Array, axis: int) -> jax.Array:
+    """Exact 2x linear interpolation along `axis` with half-pixel centres, edges clamped.
+
+    Output 2i samples input i - 1/4 (0.25 x[i-1] + 0.75 x[i]) and 2i + 1 samples i + 1/4
+    (0.75 x[i] + 0.25 x[i+1]); PyTorch clamps the source index at the borders, which is
+    repeating the edge pixel.
+    """
+    n = x.shape[axis]
+    first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
+    last = jax.lax.slice_in_dim(x, n - 1, n, axis=axis)
+    prev = jnp.concatenate([first, jax.lax.slice_in_dim(x, 0, n - 1, axis=axis)], axis=axis)
+    nxt = jnp.concatenate([jax.lax.slice_in_dim(x, 1, n, axis=axis), last], axis=axis)
+    even = 0.25 * prev + 0.75 * x
+    odd = 0.75 * x + 0.25 * nxt
+    out = jnp.stack([even, odd], axis=axis + 1)
+    shape = list(x.shape)
+    shape[axis] = 2 * n
+    return out.reshape(shape).astype(x.dtype)
+
+
+def _bilinear2x(x: jax.Array) -> jax.Array:
+    return _bilinear2x_axis(_bilinear2x_axis(x, 1), 2)
+
+
+def _conv(features: int, kernel: int, init, dtype: Dtype, name: str) -> nn.Conv:
+    """A plain (no spectral norm) `torch.nn.Conv2d(k, stride 1, padding k // 2)` with bias."""
+    pad = kernel // 2
+    return nn.Conv(
+        features,
+        (kernel, kernel),
+        padding=((pad, pad), (pad, pad)),
+        kernel_init=init,
+        bias_init=nn.initializers.zeros,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        name=name,
+    )
+
+
+def _sn_conv(features: int, kernel: int, init, dtype: Dtype, name: str) -> SNConv:
+    pad = kernel // 2
+    return SNConv(
+        features,
+        (kernel, kernel),
+        padding=((pad, pad), (pad, pad)),
+        kernel_init=init,
+        bias_init=nn.initializers.zeros,
+        dtype=dtype,
+        name=name,
+    )
+
+
+def _check_labels(labels, num_classes: int, batch: int):
+    """Labels as int32 [batch] for a conditional model; None for an unconditional one."""
+    if num_classes == 0:
+        return None
+    if labels is None:
+        raise ValueError(f"this model is class-conditional ({num_classes} classes): pass labels")
+    labels = jnp.asarray(labels)
+    if labels.shape != (batch,):
+        raise ValueError(f"labels must have shape ({batch},), got {labels.shape}")
+    return labels.astype(jnp.int32)
+
+
+class GBlock(nn.Module):
+    """Generator residual block, 2x upsampling, `in -> out` channels (hidden = out).
+
+    Attributes:
+      features: output channels.
+      num_classes: > 0 for class-conditional batch norm.
+      upsample: 'nearest' or 'bilinear'.
+      dtype: compute dtype.
+    """
+
+    features: int
+    num_classes: int = 0
+    upsample: str = "nearest"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, labels, train: bool) -> jax.Array:
+        def norm(name):
+            return blocks.ConditionalBatchNorm(
+                num_classes=self.num_classes, dtype=self.dtype, name=name
+            )
+
+        h = nn.relu(norm("b1")(x, labels, train=train))
+        h = upsample2x(h, self.upsample)
+        h = _conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c1")(h)
+        h = nn.relu(norm("b2")(h, labels, train=train))
+        h = _conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c2")(h)
+        # Always learnable (the block upsamples); 1x1 conv first, see the module docstring.
+        sc = _conv(self.features, 1, XAVIER_1, self.dtype, "c_sc")(x.astype(self.dtype))
+        return h + upsample2x(sc, self.upsample)
+
+
+class OptimizedDBlock(nn.Module):
+    """The discriminator's first block: conv, ReLU, conv, avgpool; shortcut avgpool, conv1x1.
+
+    Attributes:
+      features: output channels.
+      dtype: compute dtype.
+    """
+
+    features: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = x.astype(self.dtype)
+        h = _sn_conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c1")(x, update=train)
+        h = nn.relu(h)
+        h = _sn_conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c2")(h, update=train)
+        h = blocks.avg_pool_2x(h)
+        sc = _sn_conv(self.features, 1, XAVIER_1, self.dtype, "c_sc")(
+            blocks.avg_pool_2x(x), update=train
+        )
+        return h + sc
+
+
+class DBlock(nn.Module):
+    """Discriminator residual block (pre-activation), `in -> out` channels, hidden = in.
+
+    Attributes:
+      features: output channels.
+      downsample: whether to halve H and W.
+      dtype: compute dtype.
+    """
+
+    features: int
+    downsample: bool = True
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = x.astype(self.dtype)
+        h = nn.relu(x)
+        h = _sn_conv(x.shape[-1], 3, XAVIER_SQRT2, self.dtype, "c1")(h, update=train)
+        h = nn.relu(h)
+        h = _sn_conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c2")(h, update=train)
+        sc = x
+        if self.downsample:
+            h = blocks.avg_pool_2x(h)
+            sc = blocks.avg_pool_2x(sc)
+        if self.downsample or x.shape[-1] != self.features:
+            # Pool first, then the 1x1 conv: see the module docstring.
+            sc = _sn_conv(self.features, 1, XAVIER_1, self.dtype, "c_sc")(sc, update=train)
+        return h + sc
+
+
+class Generator(nn.Module):
+    """z [B, z_dim] (+ labels [B]) -> images [B, image_size, image_size, channels] in [-1, 1].
+
+    Attributes:
+      image_size: 32, 48, 64 or 128.
+      channels: image channels (1 or 3).
+      width: the paper's `ch` (see the module docstring's table).
+      num_classes: 0 unconditional, else class-conditional batch norm in every block.
+      upsample: 'nearest' or 'bilinear'.
+      dtype: compute dtype; params and batch-norm statistics stay float32.
+    """
+
+    image_size: int = 32
+    channels: int = 3
+    width: int = 256
+    num_classes: int = 0
+    upsample: str = "nearest"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array, labels=None, train: bool = False) -> jax.Array:
+        """Generates images; `train` uses batch statistics and updates 'batch_stats'.
+
+        Args:
+          z: noise [B, z_dim].
+          labels: int class ids [B] (conditional models only; ignored when num_classes = 0).
+          train: batch-norm mode.
+
+        Returns:
+          float32 images [B, image_size, image_size, channels] in [-1, 1].
+        """
+        lay = layout(self.image_size)
+        widths = [self.width * m for m in lay.g_mults]
+        labels = _check_labels(labels, self.num_classes, z.shape[0])
+        s = lay.start
+        h = nn.Dense(
+            s * s * widths[0],
+            kernel_init=XAVIER_1,
+            bias_init=nn.initializers.zeros,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            name="linear",
+        )(z)
+        h = h.reshape(z.shape[0], s, s, widths[0])
+        for i, w in enumerate(widths[1:]):
+            h = GBlock(w, self.num_classes, self.upsample, self.dtype, name=f"block{i + 1}")(
+                h, labels, train
+            )
+        h = blocks.ConditionalBatchNorm(num_classes=0, dtype=self.dtype, name="bn_out")(
+            h, None, train=train
+        )
+        h = _conv(self.channels, 3, XAVIER_1, self.dtype, "conv_out")(nn.relu(h))
+        return jnp.tanh(h.astype(jnp.float32))
+
+
+class Discriminator(nn.Module):
+    """images [B, H, W, C] (+ labels [B]) -> logits [B] float32.
+
+    Attributes:
+      image_size: 32, 48, 64 or 128.
+      width: the paper's `ch` (see the module docstring's table).
+      num_classes: 0 unconditional, else a projection head.
+      dtype: compute dtype; params, spectral vectors and the head stay float32.
+    """
+
+    image_size: int = 32
+    width: int = 128
+    num_classes: int = 0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, labels=None, train: bool = False) -> jax.Array:
+        """Scores images; `train` runs one power iteration per layer and updates 'spectral'.
+
+        Args:
+          x: images [B, image_size, image_size, C].
+          labels: int class ids [B] (conditional models only; ignored when num_classes = 0).
+          train: spectral-norm mode.
+
+        Returns:
+          float32 logits [B].
+        """
+        lay = layout(self.image_size)
+        if x.shape[1:3] != (self.image_size, self.image_size):
+            raise ValueError(f"expected {self.image_size}px images, got shape {x.shape}")
+        labels = _check_labels(labels, self.num_classes, x.shape[0])
+        widths = [self.width * m for m in lay.d_mults]
+        h = OptimizedDBlock(widths[0], self.dtype, name="block1")(x, train)
+        for i, (w, down) in enumerate(zip(widths[1:], lay.d_down[1:], strict=True)):
+            h = DBlock(w, down, self.dtype, name=f"block{i + 2}")(h, train)
+        # Sum pooling and head in float32: a bfloat16 sum over 64 pixels would lose ~2 digits.
+        h = nn.relu(h).astype(jnp.float32).sum((1, 2))
+        out = SNDense(1, kernel_init=XAVIER_1, name="linear")(h, update=train)[:, 0]
+        if self.num_classes > 0:
+            emb = SNEmbed(self.num_classes, widths[-1], embedding_init=XAVIER_1, name="embed")(
+                labels, update=train
+            )
+            out = out + (emb * h).sum(-1)
+        return out
+
+
+def validate(config) -> None:
+    """Checks the keys SNGAN reads: model.{z_dim, g_width, d_width, dtype, upsample}, data.*.
+
+    Args:
+      config: the run's ConfigDict.
+
+    Raises:
+      ConfigError: naming the key and what is allowed.
+    """
+    config_lib.choice(config, "data.image_size", SIZES)
+    config_lib.choice(config, "data.channels", (1, 3))
+    config_lib.positive_int(config, "model.z_dim")
+    config_lib.positive_int(config, "model.g_width")
+    config_lib.positive_int(config, "model.d_width")
+    config_lib.choice(config, "model.dtype", DTYPES)
+    if "upsample" in config.model:
+        config_lib.choice(config, "model.upsample", UPSAMPLES)
+
+
+def build(config) -> tuple[Generator, Discriminator]:
+    """Builds the SNGAN pair from `config.model` and `config.data` (keys: module docstring).
+
+    Args:
+      config: ConfigDict with model.{g_width, d_width, dtype, [num_classes], [upsample]} and
+        data.{image_size, channels}.
+
+    Returns:
+      (generator, discriminator) Flax modules.
+    """
+    dtype = jnp.dtype(config.model.dtype)
+    size = config.data.image_size
+    classes = int(config.model.get("num_classes", 0) or 0)
+    generator = Generator(
+        image_size=size,
+        channels=config.data.channels,
+        width=config.model.g_width,
+        num_classes=classes,
+        upsample=config.model.get("upsample", "nearest"),
+        dtype=dtype,
+    )
+    discriminator = Discriminator(
+        image_size=size, width=config.model.d_width, num_classes=classes, dtype=dtype
+    )
+    return generator, discriminator

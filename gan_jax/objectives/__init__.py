@@ -1,0 +1,29 @@
+"""Objectives: how a model family's G and D are run and what they minimise.
+
+An objective owns everything the step must not know about a model: which variable
+collections its networks thread (batch statistics, spectral-norm vectors), how labels and
+latents are drawn, the augmentation every D input goes through, the adversarial loss and
+the regularisers. The step (`gan_jax.training.step`) only orders the updates.
+
+`OBJECTIVES` maps a model name to its objective class; the GAN families of this package
+share `GANObjective`. A family with its own training phases (StyleGAN2's path-length
+regulariser and style mixing) subclasses it.
+"""
+
+from gan_jax.objectives.gan import GANObjective
+from gan_jax.objectives.regularisers import Context, Regulariser
+
+OBJECTIVES = {
+    "dcgan": GANObjective,
+    "sngan": GANObjective,
+    "biggan": GANObjective,
+}
+
+
+def build(config) -> GANObjective:
+    """The objective for `config.model.name`, with its networks built from the config."""
+    cls = OBJECTIVES.get(config.model.name, GANObjective)
+    return cls(config)
+
+
+__all__ = ["OBJECTIVES", "Context", "GANObjective", "Regulariser", "build"]
