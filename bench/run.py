@@ -1,8 +1,10 @@
 r"""gan_jax's benchmark: our jitted DCGAN train step beside the seed's PyTorch step, and more.
 
-  python bench/run.py                 # full run (under 3 min on 2 cores), JSON + markdown table
-  python bench/run.py --quick         # fewer steps and images
+  python bench/run.py                 # full run, JSON + markdown tables (see bench/README.md)
+  python bench/run.py --quick         # fewer steps, rounds and images
   python bench/run.py --bf16          # also bfloat16 compute beside PyTorch's bf16 autocast
+  python bench/run.py --sections step,pipeline,sampling,fid   # all but SNGAN/BigGAN (< 3 min)
+  python bench/run.py --sections sngan,biggan                 # only SNGAN-32 and BigGAN-32
 
 What it measures, in one process tree and one run:
 
@@ -14,9 +16,26 @@ What it measures, in one process tree and one run:
     that both see the same machine load; each round is `--warmup` untimed steps then `--steps`
     timed ones; figures are medians, and `ratio` is our images/s over PyTorch's (>1: faster).
     `compile_s` is our first call (trace + compile + one step).
+  * train step, SNGAN-32 and BigGAN-32 (sections `sngan`, `biggan`; JSON `sngan_step`,
+    `biggan_step`): the same `jit_train_step` with the shipped CIFAR-10 configs,
+    `configs/sngan.py:cifar10_cond` (ResNet, widths 256 / 128, hinge, 5 D steps, Adam
+    (0, 0.9) with linear decay) and `configs/biggan.py:cifar10` (widths 96, self-attention at
+    16 px, hinge, 5 D steps, Adam (0.5, 0.999), EMA of G, orthogonal regulariser 1e-4), both
+    conditional on 10 classes, batch 64, on random images and labels. The PyTorch peer is
+    `bench/torch_resnet_peer.py`: the same step (see its docstring) on the ports
+    `bench/torch_sngan.py` / `bench/torch_biggan.py` (PyTorch's `spectral_norm`), given our
+    config as JSON; `g_params` / `d_params` of both sides show they build the same networks.
+    A step is one G update and its `d_steps` D updates: `g_steps_per_s` = 1 / step time and
+    `real_img_per_s` = batch x d_steps / step time. These steps take tens of seconds on 2
+    cores, so both sides stay in one process for all rounds: each runs `--zoo-warmup` (1)
+    untimed steps once (ours: its compiling call is the first), then `--zoo-rounds` (2;
+    `--quick` 1) alternating rounds of `--zoo-steps` (1) timed steps; medians over all timed
+    steps, `ratio` = PyTorch's step time / ours (>1: ours faster), also per round. float32.
   * peak resident memory: ours (`getrusage(RUSAGE_SELF)`, read right after the train steps)
-    and PyTorch's (`RUSAGE_CHILDREN`, the largest child); our minor page faults and kernel
-    (system) CPU seconds per timed step, medians over rounds (what malloc huge pages change).
+    and PyTorch's (`RUSAGE_CHILDREN`, the largest child; for SNGAN/BigGAN the peer's own
+    VmHWM, as Linux counts a forked child's parent's peak in RUSAGE_CHILDREN); our minor page
+    faults and kernel (system) CPU seconds per timed step, medians over rounds (what malloc
+    huge pages change).
   * input pipeline images/s (`gan_jax.input.create_dataset`) for a JPEG folder (anime faces
     from `shared/data`, unzipped to a temp dir), an .npz (MNIST from `shared/data`) and TFDS
     twice: `tfds.testing.mock_data` celeb_a (examples made in Python at read time, so it
@@ -68,7 +87,9 @@ import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
+from configs import biggan as biggan_configs  # noqa: E402
 from configs import dcgan as dcgan_configs  # noqa: E402
+from configs import sngan as sngan_configs  # noqa: E402
 from gan_jax.models import dcgan  # noqa: E402
 from gan_jax.training import state as state_lib  # noqa: E402
 from gan_jax.training import step as step_lib  # noqa: E402
@@ -76,8 +97,15 @@ from gan_jax.training import step as step_lib  # noqa: E402
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 SEED_TORCH = os.path.join(SHARED, "reference", "torch_dcgan.py")
 TORCH_PEER = os.path.join(ROOT, "bench", "torch_peer.py")
+TORCH_RESNET_PEER = os.path.join(ROOT, "bench", "torch_resnet_peer.py")
 DATA = os.path.join(SHARED, "data")
-SECTIONS = ("step", "pipeline", "sampling", "fid")
+SECTIONS = ("step", "sngan", "biggan", "pipeline", "sampling", "fid")
+# The ResNet GANs' sections: the config module and preset each benchmarks, as shipped.
+ZOO = {
+    "sngan": (sngan_configs, "configs/sngan.py:cifar10_cond", "cifar10_cond"),
+    "biggan": (biggan_configs, "configs/biggan.py:cifar10", "cifar10"),
+}
+ZOO_LABELS = {"sngan": "SNGAN", "biggan": "BigGAN"}
 
 
 def _versions() -> dict:
@@ -126,20 +154,32 @@ def step_config(size: int, batch: int, width: int, dtype: str):
 
 
 class OurStep:
-    """The real jitted train step on random real images; times steps one by one."""
+    """The real jitted train step on random real images; times steps one by one.
 
-    def __init__(self, config):
+    Args:
+      config: the training config.
+      total_steps: the run's G steps, as `train.py` passes them (the linear learning-rate
+        decay ends there; 0 for the constant schedule).
+    """
+
+    def __init__(self, config, total_steps: int = 0):
         self.config = config
         mesh = step_lib.make_mesh()
         replicated = NamedSharding(mesh, P())
-        init = jax.jit(lambda k: state_lib.create_state(config, k), out_shardings=replicated)
+        init = jax.jit(
+            lambda k: state_lib.create_state(config, k, total_steps=total_steps),
+            out_shardings=replicated,
+        )
         self.state = init(jax.random.PRNGKey(0))
         size, b = config.data.image_size, config.batch_size
         shape = (config.d_steps, b, size, size, config.data.channels)
         x = jax.random.uniform(jax.random.PRNGKey(1), shape, jnp.float32, -1, 1)
-        batch = {"image": x, "label": jnp.zeros(shape[:2], jnp.int32)}
+        # One real batch per D update, with class labels (all 0 when unconditional).
+        classes = max(int(config.model.get("num_classes", 0) or 0), 1)
+        labels = jax.random.randint(jax.random.PRNGKey(2), shape[:2], 0, classes, jnp.int32)
+        batch = {"image": x, "label": labels}
         self.batch = jax.device_put(batch, step_lib.batch_shardings(mesh))
-        self.fn = step_lib.jit_train_step(config, mesh)
+        self.fn = step_lib.jit_train_step(config, mesh, total_steps=total_steps)
         self.faults, self.system_s = [], []
         t = time.perf_counter()
         self._one()
@@ -160,9 +200,10 @@ class OurStep:
             self._one()
             times.append(time.perf_counter() - t)
         after = resource.getrusage(resource.RUSAGE_SELF)
-        # Page faults and kernel time per timed step: what malloc huge pages change.
-        self.faults.append((after.ru_minflt - before.ru_minflt) / max(steps, 1))
-        self.system_s.append((after.ru_stime - before.ru_stime) / max(steps, 1))
+        if steps:
+            # Page faults and kernel time per timed step: what malloc huge pages change.
+            self.faults.append((after.ru_minflt - before.ru_minflt) / steps)
+            self.system_s.append((after.ru_stime - before.ru_stime) / steps)
         return times
 
 
@@ -252,6 +293,182 @@ def bench_step(size, args, dtype, use_torch) -> dict:
             "step_s_median": round(tmed, 4),
             "img_per_s": round(args.batch / tmed, 2),
             "peak_rss_mib": _rss_mib(resource.RUSAGE_CHILDREN),
+        }
+        result["ratio"] = round(tmed / med, 3)
+    del ours
+    return result
+
+
+def zoo_config(name: str, args):
+    """The shipped CIFAR-10 config of SNGAN or BigGAN (`ZOO`), shrunk under --tiny.
+
+    Args:
+      name: 'sngan' or 'biggan'.
+      args: the parsed arguments (`tiny`, `zoo_batch`).
+
+    Returns:
+      The ConfigDict both sides run: ours as it is, PyTorch's peer from its JSON.
+    """
+    module, _, preset = ZOO[name]
+    c = module.get_config(preset)
+    if args.tiny:
+        # A smoke test of the machinery, not of the models' speed.
+        c.model.g_width = c.model.d_width = 8
+        c.batch_size, c.d_steps = 8, 2
+    if args.zoo_batch:
+        c.batch_size = args.zoo_batch
+    return c
+
+
+class TorchZooPeer:
+    """`bench/torch_resnet_peer.py --serve` on `config`: one process for all rounds.
+
+    It builds the models and warms up on start (`ready`), then times `steps` steps per
+    `round()` while our step waits, as ours waits while it runs.
+    """
+
+    def __init__(self, name: str, config, *, steps: int, warmup: int, hugepages: bool):
+        cmd = [sys.executable, TORCH_RESNET_PEER, "--model", name, "--serve"]
+        cmd += ["--steps", str(steps), "--warmup", str(warmup), "--threads", str(_cores())]
+        self.shown = " ".join(cmd)  # without the config's JSON
+        cmd += ["--config-json", config.to_json()]
+        # A file, not a pipe: an unread pipe could fill up and block the peer.
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env=torch_environ(hugepages),
+        )
+        self._read("ready")
+
+    def _read(self, event: str) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                out = json.loads(line)
+                if out.get("event") == event:
+                    return out
+        self.proc.wait()
+        self.stderr.seek(0)
+        raise RuntimeError(f"torch peer failed: {self.shown}\n{self.stderr.read()[-2000:]}")
+
+    def _send(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def round(self) -> list[float]:
+        """Step times of one round."""
+        self._send("run")
+        return self._read("round")["step_s"]
+
+    def finish(self) -> dict:
+        """Ends the peer; returns its summary (threads, parameter counts, peak RSS, ...)."""
+        self._send("quit")
+        out = self._read("done")
+        self.close()
+        out["script"] = os.path.relpath(TORCH_RESNET_PEER, os.path.dirname(ROOT))
+        return out
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+
+
+def _count(tree) -> int:
+    return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
+
+
+def bench_zoo(name: str, args, use_torch: bool) -> dict:
+    """SNGAN or BigGAN: our jitted step and PyTorch's peer alternating for `args.zoo_rounds`.
+
+    A step is one G update and its `d_steps` D updates; it consumes `batch * d_steps` real
+    images (`real_img_per_s`). Each side first runs `zoo_warmup` untimed steps (ours: its
+    compiling first call is the first of them), then the rounds alternate `zoo_steps` timed
+    steps of ours and of PyTorch's, each side in one process throughout (a fresh PyTorch
+    process per round, as DCGAN's, would spend these heavy steps warming up again).
+    """
+    config = zoo_config(name, args)
+    ours = OurStep(config, total_steps=config.num_steps)
+    per_step = config.batch_size * config.d_steps
+    ours.run(max(args.zoo_warmup - 1, 0), 0)  # the compiling call was one untimed step
+    peer = None
+    if use_torch:
+        peer = TorchZooPeer(
+            name,
+            config,
+            steps=args.zoo_steps,
+            warmup=args.zoo_warmup,
+            hugepages=args.torch_hugepages,
+        )
+    ours_times, rounds, torch_times, torch_info = [], [], [], None
+    try:
+        for _ in range(args.zoo_rounds):
+            t_ours = ours.run(0, args.zoo_steps)
+            ours_times += t_ours
+            row = {"ours_step_s": round(statistics.median(t_ours), 4)}
+            if peer is not None:
+                t_torch = peer.round()
+                torch_times += t_torch
+                row["torch_step_s"] = round(statistics.median(t_torch), 4)
+                row["ratio"] = round(row["torch_step_s"] / row["ours_step_s"], 3)
+            rounds.append(row)
+        if peer is not None:
+            torch_info = peer.finish()
+    finally:
+        if peer is not None:
+            peer.close()
+    # Medians over every timed step of every round, on both sides.
+    med = statistics.median(ours_times)
+    m = config.model
+    result = {
+        "model": name,
+        "config": ZOO[name][1],
+        "size": config.data.image_size,
+        "batch": config.batch_size,
+        "d_steps": config.d_steps,
+        "g_width": m.g_width,
+        "d_width": m.d_width,
+        "num_classes": m.num_classes,
+        "loss": config.loss.name,
+        "ema_decay": config.ema_decay,
+        "ortho": config.reg.ortho,
+        "dtype": m.dtype,
+        "real_img_per_step": per_step,
+        "steps": args.zoo_steps,
+        "warmup": args.zoo_warmup,
+        "g_params": _count(ours.state.g.params),
+        "d_params": _count(ours.state.d.params),
+        "compile_s": round(ours.compile_s, 2),
+        "step_s_median": round(med, 4),
+        "step_s_min": round(min(ours_times), 4),
+        "g_steps_per_s": round(1.0 / med, 4),
+        "real_img_per_s": round(per_step / med, 2),
+        "rounds": rounds,
+        "peak_rss_mib": _rss_mib(),
+        "page_faults_per_step": round(statistics.median(ours.faults)),
+        "system_s_per_step": round(statistics.median(ours.system_s), 4),
+    }
+    if torch_info is not None:
+        tmed = statistics.median(torch_times)
+        result["torch"] = {
+            "script": torch_info["script"],
+            "threads": torch_info["threads"],
+            "g_params": torch_info["g_params"],
+            "d_params": torch_info["d_params"],
+            "step_s_median": round(tmed, 4),
+            "step_s_min": round(min(torch_times), 4),
+            "g_steps_per_s": round(1.0 / tmed, 4),
+            "real_img_per_s": round(per_step / tmed, 2),
+            # The peer's own VmHWM: RUSAGE_CHILDREN would report our peak (see the peer).
+            "peak_rss_mib": torch_info["peak_rss_mib"],
         }
         result["ratio"] = round(tmed / med, 3)
     del ours
@@ -455,11 +672,14 @@ def markdown(res: dict) -> str:
         f"torch {v['torch']}; XLA_FLAGS `{res['xla_flags'] or '(none)'}`",
         f"GLIBC_TUNABLES: ours `{res['glibc_tunables']['ours'] or '(none)'}`, "
         f"PyTorch `{res['glibc_tunables']['torch'] or '(none)'}`",
-        "",
-        "| train step | ours img/s | PyTorch img/s | ratio | ours compile s | ours peak RSS MiB "
-        "| ours page faults / step | ours system s / step |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    if "train_step" in res:
+        lines += [
+            "",
+            "| train step | ours img/s | PyTorch img/s | ratio | ours compile s "
+            "| ours peak RSS MiB | ours page faults / step | ours system s / step |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
     for r in res.get("train_step", []):
         t = r.get("torch", {})
         peer = t.get("script", "").rsplit("/", 1)[-1] or "-"
@@ -470,6 +690,39 @@ def markdown(res: dict) -> str:
             f"| {label} | {r['img_per_s']} | {t.get('img_per_s', '-')} | "
             f"**{r.get('ratio', '-')}** (rounds {rounds}) | {r['compile_s']} | "
             f"{r['peak_rss_mib']} | {r['page_faults_per_step']:,} | {r['system_s_per_step']} |"
+        )
+    zoo = [res[f"{name}_step"] for name in ZOO if f"{name}_step" in res]
+    if zoo:
+        lines += [
+            "",
+            "| train step (1 G + d_steps D updates) | ours G steps/s | ours real img/s "
+            "| PyTorch G steps/s | PyTorch real img/s | ratio | ours compile s "
+            "| peak RSS MiB ours / PyTorch |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in zoo:
+            t = r.get("torch", {})
+            peer = t.get("script", "").rsplit("/", 1)[-1] or "-"
+            label = (
+                f"{ZOO_LABELS[r['model']]}-{r['size']} (`{r['config']}`), "
+                f"batch {r['batch']}, d_steps {r['d_steps']}, widths {r['g_width']}/"
+                f"{r['d_width']}, {r['num_classes']} classes (vs {peer})"
+            )
+            rounds = " / ".join(str(x.get("ratio", "-")) for x in r["rounds"])
+            lines.append(
+                f"| {label} | {r['g_steps_per_s']} | {r['real_img_per_s']} | "
+                f"{t.get('g_steps_per_s', '-')} | {t.get('real_img_per_s', '-')} | "
+                f"**{r.get('ratio', '-')}** (rounds {rounds}) | {r['compile_s']} | "
+                f"{r['peak_rss_mib']} / {t.get('peak_rss_mib', '-')} |"
+            )
+        z = zoo[0]
+        lines.append(
+            f"\nSNGAN/BigGAN: each side warms up once ({z['warmup']} untimed steps, ours' "
+            "first is its compiling call), then "
+            f"{len(z['rounds'])} alternating rounds of {z['steps']} timed steps per side (fewer "
+            "than DCGAN's: these steps are far heavier); medians over all timed steps; a step "
+            "is 1 G update + d_steps D updates, real img/s = batch x d_steps per step; ratio = "
+            "PyTorch's step time / ours (>1: ours faster)."
         )
     pipe = res.get("pipeline", {})
     if pipe:
@@ -520,6 +773,21 @@ def parse_args(argv=None):
         action="store_true",
         help="give PyTorch our malloc huge pages too (default: the user's environment)",
     )
+    ap.add_argument(
+        "--zoo-steps", type=int, default=None, help="SNGAN/BigGAN timed steps per round (1)"
+    )
+    ap.add_argument(
+        "--zoo-warmup",
+        type=int,
+        default=None,
+        help="SNGAN/BigGAN untimed steps per side, once (1; ours: the compiling call)",
+    )
+    ap.add_argument(
+        "--zoo-rounds", type=int, default=None, help="SNGAN/BigGAN rounds (2; --quick 1)"
+    )
+    ap.add_argument(
+        "--zoo-batch", type=int, default=None, help="SNGAN/BigGAN batch (default: config's 64)"
+    )
     ap.add_argument("--sections", default=",".join(SECTIONS), help=",".join(SECTIONS))
     ap.add_argument("--name", default=None, help="results file name (default: timestamp)")
     ap.add_argument("--out", default=None, help="results JSON path (overrides --name)")
@@ -530,6 +798,10 @@ def parse_args(argv=None):
     args.steps = args.steps or (2 if tiny else 3 if quick else 8)
     args.warmup = args.warmup if args.warmup is not None else (1 if quick else 2)
     args.rounds = args.rounds or (1 if quick else 2)
+    # SNGAN / BigGAN steps take tens of seconds on 2 cores: far fewer of them.
+    args.zoo_steps = args.zoo_steps or 1
+    args.zoo_warmup = args.zoo_warmup if args.zoo_warmup is not None else 1
+    args.zoo_rounds = args.zoo_rounds or (1 if quick else 2)
     args.pipeline_batches = 3 if tiny else 10 if quick else 40
     args.folder_images = 256 if tiny else 2000 if quick else 10_000
     args.tfds_images = 64 if tiny else 256 if quick else 1024
@@ -568,7 +840,11 @@ def main(argv=None) -> dict:
             "torch": torch_environ(args.torch_hugepages).get("GLIBC_TUNABLES"),
         },
         "settings": {
-            k: getattr(args, k) for k in ("batch", "width", "steps", "warmup", "rounds", "sizes")
+            k: getattr(args, k)
+            for k in (
+                *("batch", "width", "steps", "warmup", "rounds", "sizes", "sections"),
+                *("zoo_steps", "zoo_warmup", "zoo_rounds", "zoo_batch"),
+            )
         },
     }
     if not use_torch:
@@ -580,6 +856,10 @@ def main(argv=None) -> dict:
             for dtype in dtypes:
                 print(f"[bench] train step {size} px {dtype} ...", file=sys.stderr, flush=True)
                 res["train_step"].append(bench_step(size, args, dtype, use_torch))
+    for name in ZOO:
+        if name in args.section_list:
+            print(f"[bench] train step {ZOO[name][1]} ...", file=sys.stderr, flush=True)
+            res[f"{name}_step"] = bench_zoo(name, args, use_torch)
     step_rates = {
         r["size"]: r["img_per_s"] for r in res.get("train_step", []) if r["dtype"] == "float32"
     }

@@ -26,7 +26,6 @@ import sys
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_blocks  # noqa: E402
@@ -46,11 +45,7 @@ LAYOUTS = {
 
 def _orthogonal_sn(layer: nn.Module) -> nn.Module:
     """Orthogonal weight and zero bias, then spectral norm (its vectors fit the final weight)."""
-    with torch.no_grad():
-        nn.init.orthogonal_(layer.weight)
-        if getattr(layer, "bias", None) is not None:
-            nn.init.zeros_(layer.bias)
-    return spectral_norm(layer, eps=SN_EPS)
+    return torch_blocks.init_layer(layer, nn.init.orthogonal_, sn=True, eps=SN_EPS)
 
 
 def _reinit_orthogonal(module: nn.Module):
@@ -93,54 +88,29 @@ def resolutions(image_size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return g_res, tuple(d_res)
 
 
-class GBlock(nn.Module):
-    """cBN(c), ReLU, up, conv3x3, cBN(c), ReLU, conv3x3; shortcut up, conv1x1."""
-
-    def __init__(self, cin, cout, cond_dim, bn_eps=BN_EPS):
-        super().__init__()
-        self.bn1 = torch_blocks.ConditionalBatchNorm2d(
-            cin, cond_dim=cond_dim, eps=bn_eps, sn_eps=SN_EPS
-        )
-        self.bn2 = torch_blocks.ConditionalBatchNorm2d(
-            cout, cond_dim=cond_dim, eps=bn_eps, sn_eps=SN_EPS
-        )
-        _reinit_orthogonal(self.bn1)
-        _reinit_orthogonal(self.bn2)
-        self.conv1 = _conv(cin, cout, 3)
-        self.conv2 = _conv(cout, cout, 3)
-        self.conv_sc = _conv(cin, cout, 1)
-
-    def forward(self, x, c):
-        h = torch.relu(self.bn1(x, c))
-        h = self.conv1(torch_blocks.upsample_nearest_2x(h))
-        h = self.conv2(torch.relu(self.bn2(h, c)))
-        return h + self.conv_sc(torch_blocks.upsample_nearest_2x(x))
+def _cbn(ch, cond_dim, bn_eps):
+    """BigGAN's linear cBN, its spectral-normed maps orthogonally initialised."""
+    norm = torch_blocks.ConditionalBatchNorm2d(ch, cond_dim=cond_dim, eps=bn_eps, sn_eps=SN_EPS)
+    _reinit_orthogonal(norm)
+    return norm
 
 
-class DBlock(nn.Module):
-    """[ReLU], conv3x3, ReLU, conv3x3, [avgpool]; shortcut as BigGAN-PyTorch (hidden = out)."""
+def g_block(cin, cout, cond_dim, bn_eps=BN_EPS):
+    """GBlock: cBN(c), ReLU, up, conv3x3, cBN(c), ReLU, conv3x3; shortcut up, conv1x1."""
+    return torch_blocks.ResGBlock(
+        cin,
+        cout,
+        norm=lambda ch: _cbn(ch, cond_dim, bn_eps),
+        conv=_conv,
+        names=("bn1", "conv1", "bn2", "conv2", "conv_sc"),
+    )
 
-    def __init__(self, cin, cout, downsample, preactivation):
-        super().__init__()
-        self.downsample, self.preactivation = downsample, preactivation
-        self.conv1 = _conv(cin, cout, 3)
-        self.conv2 = _conv(cout, cout, 3)
-        self.learnable_sc = downsample or cin != cout
-        if self.learnable_sc:
-            self.conv_sc = _conv(cin, cout, 1)
 
-    def shortcut(self, x):
-        pool = torch_blocks.avg_pool_2x if self.downsample else (lambda t: t)
-        conv = self.conv_sc if self.learnable_sc else (lambda t: t)
-        # BigGAN-PyTorch: conv then pool after pre-activation, pool then conv in the first block.
-        return pool(conv(x)) if self.preactivation else conv(pool(x))
-
-    def forward(self, x):
-        h = torch.relu(x) if self.preactivation else x
-        h = self.conv2(torch.relu(self.conv1(h)))
-        if self.downsample:
-            h = torch_blocks.avg_pool_2x(h)
-        return h + self.shortcut(x)
+def d_block(cin, cout, downsample, preactivation):
+    """DBlock: [ReLU], conv3x3, ReLU, conv3x3, [avgpool]; shortcut as BigGAN-PyTorch."""
+    return torch_blocks.ResDBlock(
+        cin, cout, downsample, preactivation, conv=_conv, names=("conv1", "conv2", "conv_sc")
+    )
 
 
 class Generator(nn.Module):
@@ -173,7 +143,7 @@ class Generator(nn.Module):
         self.attn_after = None
         for i, res in enumerate(resolutions(image_size)[0]):
             cin, cout = self.widths[i], self.widths[i + 1]
-            self.add_module(f"block{i + 1}", GBlock(cin, cout, cond_dim, bn_eps))
+            self.add_module(f"block{i + 1}", g_block(cin, cout, cond_dim, bn_eps))
             if res == attn_res:
                 self.attention = _attention(cout)
                 self.attn_after = i
@@ -207,7 +177,7 @@ class Discriminator(nn.Module):
         self.attn_after = None
         cin = channels
         for i, res in enumerate(resolutions(image_size)[1]):
-            self.add_module(f"block{i + 1}", DBlock(cin, widths[i], down[i], i > 0))
+            self.add_module(f"block{i + 1}", d_block(cin, widths[i], down[i], i > 0))
             cin = widths[i]
             if res == attn_res and self.attn_after is None:
                 self.attention = _attention(widths[i])
@@ -223,29 +193,13 @@ class Discriminator(nn.Module):
             h = getattr(self, f"block{i + 1}")(h)
             if i == self.attn_after:
                 h = self.attention(h)
-        h = torch.relu(h).sum((2, 3))
-        out = self.linear(h)[:, 0]
-        if self.num_classes:
-            out = out + (self.embed(y) * h).sum(1)
-        return out
+        return torch_blocks.projection_head(h, self.linear, getattr(self, "embed", None), y)
 
 
-def to_flax(module: nn.Module) -> dict:
-    """Flax variables (numpy float32) of a `Generator` or `Discriminator` of this file.
-
-    Args:
-      module: the torch model.
-
-    Returns:
-      {'params', 'batch_stats', 'spectral'} (generator) or {'params', 'spectral'}
-      (discriminator), for `biggan.Generator` / `biggan.Discriminator` with the same settings.
-    """
-    return torch_blocks.to_flax(module)
-
-
-def count_params(module: nn.Module) -> int:
-    """Trainable parameters (raw weights of spectral-normed layers; no buffers)."""
-    return sum(p.numel() for p in module.parameters())
+# The Flax generator reads its first Linear's outputs in PyTorch's (C, 4, 4) order, and every
+# child has the Flax submodule's name: the generic conversion is the whole weight copy.
+to_flax = torch_blocks.to_flax
+count_params = torch_blocks.count_params
 
 
 def main():

@@ -11,9 +11,17 @@ numpy. Every module here computes what its Flax counterpart computes, with PyTor
   sn_embedding
   ConditionalBatchNorm2d          blocks.ConditionalBatchNorm
   SelfAttention                   blocks.SelfAttention
-  upsample_nearest_2x             blocks.upsample_nearest_2x
+  upsample_nearest_2x /           blocks.upsample_nearest_2x /
+  upsample_2x                     upsample_2x
   avg_pool_2x                     blocks.avg_pool_2x
+  ResGBlock / ResDBlock           blocks.ResGBlock / ResDBlock
+  projection_head                 blocks.projection_head
   ==============================  =====================================
+
+`ResGBlock` and `ResDBlock` run the shortcut convolution where the reference models run it
+(after G's upsampling; before D's pooling in pre-activated blocks), not where the Flax blocks
+do: the two orders are the same function, and the parity tests check exactly that. The model
+ports (`torch_sngan.py`, `torch_biggan.py`) configure them with their layers and names.
 
 torch -> Flax: `to_flax(module)` returns `{'params': ..., 'spectral': ..., 'batch_stats': ...}`
 (numpy float32; empty collections left out) for any module built from these pieces: leaf layers
@@ -73,6 +81,24 @@ def sn_embedding(num_embeddings, features, n_power_iterations=1, eps=1e-12):
     return spectral_norm(layer, n_power_iterations=n_power_iterations, eps=eps)
 
 
+def init_layer(layer: nn.Module, weight_init, sn: bool = False, eps: float = 1e-12) -> nn.Module:
+    """`weight_init(layer.weight)` in place and a zero bias; then spectral norm if `sn`.
+
+    The norm is applied after the initialisation, so that its constructor's 15 power
+    iterations run on the final weight (as the Flax layer's initialisation does).
+    """
+    with torch.no_grad():
+        weight_init(layer.weight)
+        if getattr(layer, "bias", None) is not None:
+            nn.init.zeros_(layer.bias)
+    return spectral_norm(layer, eps=eps) if sn else layer
+
+
+def count_params(module: nn.Module) -> int:
+    """Trainable parameters (raw weights of spectral-normed layers; no buffers)."""
+    return sum(p.numel() for p in module.parameters())
+
+
 def spectral_sigma(module) -> torch.Tensor:
     """sigma = u . (W_mat v) of a spectral-normed layer from its stored vectors (no iteration)."""
     sn = module.parametrizations.weight[0]
@@ -89,9 +115,95 @@ def upsample_nearest_2x(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="nearest")
 
 
+def upsample_2x(x: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
+    """2x upsampling of NCHW: 'nearest' or 'bilinear' (align_corners=False, as Mimicry)."""
+    if mode == "nearest":
+        return upsample_nearest_2x(x)
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
 def avg_pool_2x(x: torch.Tensor) -> torch.Tensor:
     """2x2 average pooling with stride 2 of NCHW (`F.avg_pool2d(x, 2)`)."""
     return F.avg_pool2d(x, 2)
+
+
+class ResGBlock(nn.Module):
+    """norm1(c), ReLU, up, conv3x3, norm2(c), ReLU, conv3x3; shortcut up, conv1x1.
+
+    `norm(channels)` and `conv(cin, cout, k)` build the layers; `names` (norm1, conv1, norm2,
+    conv2, shortcut conv) are the children's attribute names, the Flax block's submodules.
+    """
+
+    def __init__(self, cin, cout, norm, conv, names, mode="nearest"):
+        super().__init__()
+        self.names, self.mode = names, mode
+        n1, c1, n2, c2, c_sc = names
+        # Registered (and so initialised from the global RNG) norms first, then the convs.
+        self.add_module(n1, norm(cin))
+        self.add_module(n2, norm(cout))
+        self.add_module(c1, conv(cin, cout, 3))
+        self.add_module(c2, conv(cout, cout, 3))
+        self.add_module(c_sc, conv(cin, cout, 1))
+
+    def forward(self, x, cond=None):
+        norm1, conv1, norm2, conv2, conv_sc = (getattr(self, n) for n in self.names)
+        h = F.relu(norm1(x, cond))
+        h = conv1(upsample_2x(h, self.mode))
+        h = conv2(F.relu(norm2(h, cond)))
+        return h + conv_sc(upsample_2x(x, self.mode))
+
+
+class ResDBlock(nn.Module):
+    """[ReLU], conv3x3 (cin -> hidden), ReLU, conv3x3 (hidden -> cout), [avgpool]; shortcut.
+
+    The shortcut is a conv1x1 when the block downsamples or changes the width, else the
+    identity; pre-activated blocks pool after it, the first (not pre-activated) before it.
+    `conv(cin, cout, k)` builds the layers; `names` (conv1, conv2, shortcut conv) are their
+    attribute names; `hidden` defaults to `cout`.
+    """
+
+    def __init__(self, cin, cout, downsample, preactivation, conv, names, hidden=None):
+        super().__init__()
+        self.names, self.downsample, self.preactivation = names, downsample, preactivation
+        hidden = cout if hidden is None else hidden
+        c1, c2, c_sc = names
+        self.add_module(c1, conv(cin, hidden, 3))
+        self.add_module(c2, conv(hidden, cout, 3))
+        self.learnable_sc = downsample or cin != cout
+        if self.learnable_sc:
+            self.add_module(c_sc, conv(cin, cout, 1))
+
+    def shortcut(self, x):
+        pool = avg_pool_2x if self.downsample else (lambda t: t)
+        conv = getattr(self, self.names[2]) if self.learnable_sc else (lambda t: t)
+        return pool(conv(x)) if self.preactivation else conv(pool(x))
+
+    def forward(self, x):
+        conv1, conv2 = getattr(self, self.names[0]), getattr(self, self.names[1])
+        h = F.relu(x) if self.preactivation else x
+        h = conv2(F.relu(conv1(h)))
+        if self.downsample:
+            h = avg_pool_2x(h)
+        return h + self.shortcut(x)
+
+
+def projection_head(h, linear, embed=None, y=None):
+    """ReLU, global sum pooling, `linear` -> 1, plus `sum(embed(y) * h)` when `embed`.
+
+    Args:
+      h: the last block's features [B, C, H, W].
+      linear: the Linear C -> 1.
+      embed: the class Embedding [num_classes, C], or None (unconditional).
+      y: int64 class ids [B] (conditional).
+
+    Returns:
+      Logits [B].
+    """
+    h = F.relu(h).sum((2, 3))
+    out = linear(h)[:, 0]
+    if embed is not None:
+        out = out + (embed(y) * h).sum(1)
+    return out
 
 
 class ConditionalBatchNorm2d(nn.Module):

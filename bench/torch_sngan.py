@@ -28,7 +28,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_blocks  # noqa: E402
@@ -43,81 +42,43 @@ LAYOUTS = {
 
 
 def _init(layer: nn.Module, gain: float, sn: bool = False) -> nn.Module:
-    """Xavier-uniform weight with `gain`, zero bias; then spectral norm if `sn`.
-
-    The norm is applied after the initialisation, so that its constructor's 15 power
-    iterations run on the final weight (as the Flax layer's initialisation does).
-    """
-    with torch.no_grad():
-        nn.init.xavier_uniform_(layer.weight, gain)
-        if getattr(layer, "bias", None) is not None:
-            nn.init.zeros_(layer.bias)
-    return spectral_norm(layer) if sn else layer
+    """Xavier-uniform weight with `gain`, zero bias; then spectral norm if `sn`."""
+    return torch_blocks.init_layer(layer, lambda w: nn.init.xavier_uniform_(w, gain), sn)
 
 
-def _conv(cin, cout, k, gain, sn):
+def _conv(cin, cout, k, sn):
+    """Conv2d(k, 1, k // 2): Xavier gain sqrt(2) for the 3x3 convs, 1 for the 1x1 shortcuts."""
+    gain = math.sqrt(2) if k == 3 else 1.0
     return _init(nn.Conv2d(cin, cout, k, 1, k // 2), gain, sn)
 
 
-def upsample(x: torch.Tensor, mode: str) -> torch.Tensor:
-    """2x upsampling of NCHW: 'nearest' or 'bilinear' (align_corners=False, as Mimicry)."""
-    if mode == "nearest":
-        return torch_blocks.upsample_nearest_2x(x)
-    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+def g_block(cin, cout, num_classes=0, mode="nearest"):
+    """GBlock: BN/cBN, ReLU, up, conv3x3, BN/cBN, ReLU, conv3x3; shortcut up, conv1x1."""
+    return torch_blocks.ResGBlock(
+        cin,
+        cout,
+        norm=lambda ch: torch_blocks.ConditionalBatchNorm2d(ch, num_classes=num_classes),
+        conv=lambda i, o, k: _conv(i, o, k, sn=False),
+        names=("b1", "c1", "b2", "c2", "c_sc"),
+        mode=mode,
+    )
 
 
-class GBlock(nn.Module):
-    """BN/cBN, ReLU, up, conv3x3, BN/cBN, ReLU, conv3x3; shortcut up, conv1x1."""
+def d_block(cin, cout, downsample, first=False):
+    """OptimizedDBlock (`first`) or DBlock (hidden = in), spectral-normed convs.
 
-    def __init__(self, cin, cout, num_classes=0, mode="nearest"):
-        super().__init__()
-        self.mode = mode
-        self.b1 = torch_blocks.ConditionalBatchNorm2d(cin, num_classes=num_classes)
-        self.b2 = torch_blocks.ConditionalBatchNorm2d(cout, num_classes=num_classes)
-        self.c1 = _conv(cin, cout, 3, math.sqrt(2), sn=False)
-        self.c2 = _conv(cout, cout, 3, math.sqrt(2), sn=False)
-        self.c_sc = _conv(cin, cout, 1, 1.0, sn=False)
-
-    def forward(self, x, y=None):
-        h = F.relu(self.b1(x, y))
-        h = self.c1(upsample(h, self.mode))
-        h = F.relu(self.b2(h, y))
-        h = self.c2(h)
-        return h + self.c_sc(upsample(x, self.mode))
-
-
-class OptimizedDBlock(nn.Module):
-    """conv3x3, ReLU, conv3x3, avgpool; shortcut avgpool, conv1x1 (all spectral-normed)."""
-
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.c1 = _conv(cin, cout, 3, math.sqrt(2), sn=True)
-        self.c2 = _conv(cout, cout, 3, math.sqrt(2), sn=True)
-        self.c_sc = _conv(cin, cout, 1, 1.0, sn=True)
-
-    def forward(self, x):
-        h = self.c2(F.relu(self.c1(x)))
-        return torch_blocks.avg_pool_2x(h) + self.c_sc(torch_blocks.avg_pool_2x(x))
-
-
-class DBlock(nn.Module):
-    """ReLU, conv3x3, ReLU, conv3x3, [avgpool]; shortcut [conv1x1, avgpool] (hidden = in)."""
-
-    def __init__(self, cin, cout, downsample):
-        super().__init__()
-        self.downsample = downsample
-        self.c1 = _conv(cin, cin, 3, math.sqrt(2), sn=True)
-        self.c2 = _conv(cin, cout, 3, math.sqrt(2), sn=True)
-        self.learnable_sc = downsample or cin != cout
-        if self.learnable_sc:
-            self.c_sc = _conv(cin, cout, 1, 1.0, sn=True)
-
-    def forward(self, x):
-        h = self.c2(F.relu(self.c1(F.relu(x))))
-        sc = self.c_sc(x) if self.learnable_sc else x
-        if self.downsample:
-            h, sc = torch_blocks.avg_pool_2x(h), torch_blocks.avg_pool_2x(sc)
-        return h + sc
+    OptimizedDBlock: conv3x3, ReLU, conv3x3, avgpool; shortcut avgpool, conv1x1. DBlock: ReLU,
+    conv3x3, ReLU, conv3x3, [avgpool]; shortcut [conv1x1, avgpool].
+    """
+    return torch_blocks.ResDBlock(
+        cin,
+        cout,
+        downsample,
+        preactivation=not first,
+        conv=lambda i, o, k: _conv(i, o, k, sn=True),
+        names=("c1", "c2", "c_sc"),
+        hidden=cout if first else cin,
+    )
 
 
 class Generator(nn.Module):
@@ -133,9 +94,9 @@ class Generator(nn.Module):
         self.linear = _init(nn.Linear(z_dim, self.start**2 * widths[0]), 1.0)
         self.n_blocks = len(widths) - 1
         for i in range(self.n_blocks):
-            self.add_module(f"block{i + 1}", GBlock(widths[i], widths[i + 1], num_classes, mode))
+            self.add_module(f"block{i + 1}", g_block(widths[i], widths[i + 1], num_classes, mode))
         self.bn_out = torch_blocks.ConditionalBatchNorm2d(widths[-1])
-        self.conv_out = _conv(widths[-1], channels, 3, 1.0, sn=False)
+        self.conv_out = _init(nn.Conv2d(widths[-1], channels, 3, 1, 1), 1.0)
 
     def forward(self, z, y=None):
         h = self.linear(z).view(z.shape[0], self.widths[0], self.start, self.start)
@@ -153,9 +114,9 @@ class Discriminator(nn.Module):
         _, _, mults, down = LAYOUTS[image_size]
         widths = [width * m for m in mults]
         self.n_blocks = len(widths)
-        self.block1 = OptimizedDBlock(channels, widths[0])
-        for i in range(1, self.n_blocks):
-            self.add_module(f"block{i + 1}", DBlock(widths[i - 1], widths[i], down[i]))
+        for i in range(self.n_blocks):
+            cin = widths[i - 1] if i else channels
+            self.add_module(f"block{i + 1}", d_block(cin, widths[i], down[i], first=i == 0))
         self.linear = _init(nn.Linear(widths[-1], 1), 1.0, sn=True)
         self.num_classes = num_classes
         if num_classes:
@@ -165,11 +126,7 @@ class Discriminator(nn.Module):
         h = x
         for i in range(self.n_blocks):
             h = getattr(self, f"block{i + 1}")(h)
-        h = F.relu(h).sum((2, 3))
-        out = self.linear(h)[:, 0]
-        if self.num_classes:
-            out = out + (self.embed(y) * h).sum(1)
-        return out
+        return torch_blocks.projection_head(h, self.linear, getattr(self, "embed", None), y)
 
 
 def to_flax(module: nn.Module) -> dict:
@@ -195,9 +152,7 @@ def to_flax(module: nn.Module) -> dict:
     return out
 
 
-def count_params(module: nn.Module) -> int:
-    """Trainable parameters (raw weights of spectral-normed layers; no buffers)."""
-    return sum(p.numel() for p in module.parameters())
+count_params = torch_blocks.count_params
 
 
 def main():

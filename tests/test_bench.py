@@ -1,9 +1,14 @@
-"""bench/run.py in its tiny mode: it runs end to end and writes the documented JSON fields."""
+"""bench/run.py in its tiny mode: it runs end to end and writes the documented JSON fields; the
+SNGAN / BigGAN PyTorch peer computes what our step computes."""
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+
+import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,3 +33,162 @@ def test_bench_tiny_writes_results(tmp_path):
     assert isinstance(step["system_s_per_step"], float)
     assert res["sampling"]["img_per_s"] > 0
     assert "| train step |" in proc.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# SNGAN / BigGAN sections: the PyTorch peer's step computes what ours does, and the section runs.
+
+BENCH = os.path.join(ROOT, "bench")
+
+
+def _peer():
+    pytest.importorskip("torch")
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
+    import torch_resnet_peer  # noqa: PLC0415
+
+    return torch_resnet_peer
+
+
+def _tiny_zoo_config(name: str) -> dict:
+    """The section's shipped config shrunk as `bench/run.py --tiny` does, as the peer's dict."""
+    from configs import biggan, sngan  # noqa: PLC0415
+
+    c = {"sngan": sngan, "biggan": biggan}[name].get_config(
+        {"sngan": "cifar10_cond", "biggan": "cifar10"}[name]
+    )
+    c.model.g_width = c.model.d_width = 8
+    c.batch_size, c.d_steps = 4, 2
+    return json.loads(c.to_json())
+
+
+@pytest.mark.parametrize("name", ["hinge", "nonsaturating"])
+def test_peer_losses_equal_ours(name):
+    import jax.numpy as jnp  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    from gan_jax import losses  # noqa: PLC0415
+
+    d_loss, g_loss = _peer().losses(name)
+    real, fake = np.random.default_rng(0).normal(0, 2, (2, 16)).astype(np.float32)
+    ours = losses.get(name)
+    got = d_loss(torch.from_numpy(real), torch.from_numpy(fake)).item()
+    np.testing.assert_allclose(got, float(ours.d_loss(jnp.array(real), jnp.array(fake))), 1e-6)
+    got = g_loss(torch.from_numpy(fake)).item()
+    np.testing.assert_allclose(got, float(ours.g_loss(jnp.array(fake))), 1e-6)
+
+
+def test_peer_ortho_is_biggan_pytorch_form_of_our_penalty():
+    """BigGAN-PyTorch's gradient term is the gradient of strength / 2 x our penalty."""
+    import jax  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    from gan_jax.objectives import regularisers  # noqa: PLC0415
+
+    peer = _peer()
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Conv2d(3, 4, 3))
+    shared = torch.nn.Embedding(3, 5)  # blacklisted, as BigGAN's shared embedding
+    net.add_module("shared", shared)
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    strength = 0.3
+    peer.ortho_(net, strength, list(shared.parameters()))
+    lin, conv = net[0].weight.detach().numpy(), net[1].weight.detach().numpy()
+    params = {  # our layouts: Dense [in, out], Conv [kh, kw, in, out]
+        "lin": {"kernel": lin.T, "bias": np.zeros(6, np.float32)},
+        "conv": {"kernel": conv.transpose(2, 3, 1, 0)},
+        "shared": {"embedding": shared.weight.detach().numpy()},
+    }
+    grads = jax.grad(lambda p: strength / 2 * regularisers.orthogonal_matrix_penalty(p))(params)
+    np.testing.assert_allclose(net[0].weight.grad.numpy(), grads["lin"]["kernel"].T, 1e-5, 1e-7)
+    np.testing.assert_allclose(
+        net[1].weight.grad.numpy(), grads["conv"]["kernel"].transpose(3, 2, 0, 1), 1e-5, 1e-7
+    )
+    assert not net[0].bias.grad.any() and not shared.weight.grad.any()
+
+
+def test_peer_ema_decay_equals_ours():
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    from configs import biggan  # noqa: PLC0415
+    from gan_jax.training import step as step_lib  # noqa: PLC0415
+
+    c = biggan.get_config("cifar10")
+    c.ema_start = 5
+    as_dict = json.loads(c.to_json())
+    for step in (0, 4, 5, 6, 50, 10**6):
+        ours = float(step_lib.ema_decay_at(c, jnp.array(step, jnp.int32)))
+        np.testing.assert_allclose(_peer().ema_decay_at(as_dict, step), ours, rtol=1e-6)
+
+
+def test_peer_step_updates_as_configured():
+    """Tiny BigGAN and SNGAN steps: EMA = G before ema_start, linear decay, D unfrozen after."""
+    peer = _peer()
+    big = peer.Step(_tiny_zoo_config("biggan"))
+    assert big.ortho == 1e-4 and big.ema and big.g_sched is None
+    for _ in range(2):
+        d_loss, g_loss = big()
+        assert np.isfinite(d_loss) and np.isfinite(g_loss)
+    for e, p in zip(big.ema, big.g_params, strict=True):  # decay 0 until step 1000
+        np.testing.assert_array_equal(e.numpy(), p.detach().numpy())
+    assert all(p.requires_grad for p in big.d_params)
+
+    sn = peer.Step(_tiny_zoo_config("sngan"))
+    assert not sn.ema and sn.ortho == 0
+    sn()
+    total = sn.config["num_steps"]
+    lr0 = sn.config["optim"]["g_lr"]
+    np.testing.assert_allclose(sn.g_opt.param_groups[0]["lr"], lr0 * (1 - 1 / total))
+    np.testing.assert_allclose(sn.d_opt.param_groups[0]["lr"], lr0 * (1 - 2 / (total * 2)))
+
+
+def test_bench_zoo_section_tiny(tmp_path):
+    """`--tiny --sections sngan`: ours and (if installed) the PyTorch peer, two rounds."""
+    out = tmp_path / "zoo.json"
+    cmd = [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--tiny", "--sections", "sngan"]
+    cmd += ["--zoo-rounds", "2", "--out", str(out)]
+    try:
+        import torch  # noqa: F401, PLC0415
+    except ImportError:
+        cmd.append("--no-torch")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert "train_step" not in res and "biggan_step" not in res
+    r = res["sngan_step"]
+    assert (r["model"], r["config"], r["size"]) == ("sngan", "configs/sngan.py:cifar10_cond", 32)
+    assert (r["batch"], r["d_steps"], r["num_classes"], r["real_img_per_step"]) == (8, 2, 10, 16)
+    assert len(r["rounds"]) == 2 and r["compile_s"] > 0
+    np.testing.assert_allclose(r["real_img_per_s"], 16 / r["step_s_median"], rtol=1e-2)
+    np.testing.assert_allclose(r["g_steps_per_s"], 1 / r["step_s_median"], rtol=1e-2)
+    if "torch" in r:
+        t = r["torch"]
+        # The peer's port is the same model: the same parameter counts as ours.
+        assert (t["g_params"], t["d_params"]) == (r["g_params"], r["d_params"])
+        assert t["step_s_median"] > 0 and 0 < t["peak_rss_mib"] < r["peak_rss_mib"]
+        np.testing.assert_allclose(r["ratio"], t["step_s_median"] / r["step_s_median"], 1e-2)
+        assert all("ratio" in row for row in r["rounds"])
+    assert "| SNGAN-32 (`configs/sngan.py:cifar10_cond`), batch 8, d_steps 2" in proc.stdout
+
+
+def test_bench_sections_argument(monkeypatch):
+    monkeypatch.setenv("GAN_JAX_NO_XLA_FLAGS", "1")  # importing it must not set XLA_FLAGS here
+    run = _run_module()
+    args = run.parse_args(["--sections", "sngan,biggan", "--quick"])
+    assert args.section_list == ["sngan", "biggan"]
+    assert (args.zoo_steps, args.zoo_rounds, args.zoo_warmup) == (1, 1, 1)
+    full = run.parse_args([])
+    assert {"step", "sngan", "biggan"} <= set(full.section_list)
+    assert (full.zoo_steps, full.zoo_rounds, full.batch) == (1, 2, 64)
+    with pytest.raises(SystemExit):
+        run.parse_args(["--sections", "stylegan"])
+
+
+def _run_module():
+    """bench/run.py imported as a module (its huge-pages restart runs only as __main__)."""
+    spec = importlib.util.spec_from_file_location("bench_run", os.path.join(BENCH, "run.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -9,9 +9,6 @@ train-mode call, and on the discriminator's input gradients. Widths are tiny so 
 test runs in seconds on 2 cores; the full-size counts use `jax.eval_shape` only.
 """
 
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -22,10 +19,19 @@ from gan_jax import models
 from gan_jax.errors import ConfigError
 from gan_jax.models import biggan
 from gan_jax.objectives import regularisers as reg_lib
+from tests import model_helpers
+from tests.model_helpers import (
+    check_discriminator_parity,
+    check_generator_parity,
+    check_label_errors,
+    close,
+    count,
+    init_shapes,
+    randomize_running_stats,
+)
 
 ortho = reg_lib.orthogonal_matrix_penalty
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 Z_DIM = {32: 8, 64: 10, 128: 12}  # 4, 5, 6 chunks of 2
 
 
@@ -49,23 +55,7 @@ def make_config(size=32, channels=3, classes=0, g_width=2, d_width=4, attn_res=1
 
 
 def torch_port():
-    pytest.importorskip("torch", reason="torch is an optional test dependency (parity)")
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    import torch_biggan  # noqa: PLC0415
-
-    return torch_biggan
-
-
-def count(tree) -> int:
-    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
-
-
-def init_shapes(module, x, labels):
-    """Variables' shapes without computing anything."""
-    return jax.eval_shape(
-        lambda: module.init(jax.random.key(0), x, labels, train=False)  # noqa: PLW0108
-    )
+    return model_helpers.torch_port("torch_biggan")
 
 
 def _labels(classes, b):
@@ -198,10 +188,7 @@ def test_bfloat16_compute_float32_variables():
 def test_labels_and_z_errors():
     g, d = biggan.build(make_config(32, 3, 4))
     z = jnp.zeros((2, 8))
-    with pytest.raises(ValueError, match="class-conditional"):
-        g.init(jax.random.key(0), z, None)
-    with pytest.raises(ValueError, match="shape"):
-        d.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3)), jnp.zeros((3,), jnp.int32))
+    check_label_errors(g, d, z, jnp.zeros((2, 32, 32, 3)))
     with pytest.raises(ValueError, match="divisible by 4"):
         g.init(jax.random.key(0), jnp.zeros((2, 9)), jnp.zeros((2,), jnp.int32))
     with pytest.raises(ValueError, match="32px"):
@@ -233,10 +220,7 @@ def randomize(torch, module, seed):
             if name.endswith("bn.weight"):
                 p.add_(1.0)
         for name, buf in module.named_buffers():
-            if name.endswith("running_var"):
-                buf.copy_(0.5 + torch.rand(buf.shape, generator=gen))
-            elif name.endswith("running_mean"):
-                buf.copy_(0.2 * torch.randn(buf.shape, generator=gen))
+            randomize_running_stats(torch, name, buf, gen)
         for layer in module.modules():
             if hasattr(layer, "parametrizations"):
                 sn = layer.parametrizations.weight[0]
@@ -244,32 +228,6 @@ def randomize(torch, module, seed):
                     v = torch.randn(buf.shape, generator=gen)
                     buf.copy_(v / v.norm())
                 sn._power_method(layer.parametrizations.weight.original.flatten(1), 3)
-
-
-def _nchw(x):
-    return np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))
-
-
-def _nhwc(x):
-    return np.asarray(x).transpose(0, 2, 3, 1)
-
-
-def _close(actual, expected, rtol=2e-5):
-    expected = np.asarray(expected)
-    scale = max(float(np.abs(expected).max()), 1e-6)
-    np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol, atol=rtol * scale)
-
-
-def assert_trees_close(ours, theirs, rtol=2e-5):
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    for path, a in jax.tree_util.tree_leaves_with_path(ours):
-        b = theirs
-        for k in path:
-            b = b[k.key]
-        try:
-            _close(a, b, rtol)
-        except AssertionError as e:
-            raise AssertionError(f"{jax.tree_util.keystr(path)}: {e}") from None
 
 
 def _moved(before, after):
@@ -293,34 +251,21 @@ def test_generator_matches_torch(size, classes, attn_res, width):
     g, _ = biggan.build(make_config(size, 3, classes, g_width=width, attn_res=attn_res))
     variables = jax.tree.map(jnp.asarray, tbg.to_flax(tg))
 
-    rng = np.random.default_rng(2)
-    b = 5
-    z = rng.normal(size=(b, z_dim)).astype(np.float32)
-    y = rng.integers(0, classes, size=b) if classes else None
-    ty = torch.from_numpy(y).long() if classes else None
-    labels = jnp.asarray(y, jnp.int32) if classes else None
-
-    # Train mode: batch statistics; running statistics and spectral vectors updated once.
-    tg.train()
-    with torch.no_grad():
-        ref = tg(torch.from_numpy(z), ty).numpy()
-    out, new = g.apply(
-        variables, jnp.asarray(z), labels, train=True, mutable=["batch_stats", "spectral"]
+    # Train mode (running statistics and spectral vectors updated once), then eval mode with
+    # the updated statistics and vectors.
+    new = check_generator_parity(
+        tg,
+        g,
+        variables,
+        (5, z_dim),
+        classes,
+        to_flax=tbg.to_flax,
+        collections=["batch_stats", "spectral"],
+        check_out=close,
+        check_state=close,
     )
-    _close(out, _nhwc(ref))
-    after = tbg.to_flax(tg)
-    assert_trees_close(new["batch_stats"], after["batch_stats"])
-    assert_trees_close(new["spectral"], after["spectral"])
     assert _moved(variables["spectral"], new["spectral"])
     assert _moved(variables["batch_stats"], new["batch_stats"])
-
-    # Eval mode with the updated statistics and vectors; nothing changes.
-    tg.eval()
-    with torch.no_grad():
-        ref = tg(torch.from_numpy(z), ty).numpy()
-    variables = {**variables, **new}
-    out = g.apply(variables, jnp.asarray(z), labels, train=False)
-    _close(out, _nhwc(ref))
 
 
 D_CASES = [(32, 0, 16, 4, 3), (32, 3, 8, 4, 1), (64, 3, 16, 4, 3)]
@@ -336,44 +281,18 @@ def test_discriminator_matches_torch(size, classes, attn_res, width, channels):
     _, d = biggan.build(make_config(size, channels, classes, d_width=width, attn_res=attn_res))
     variables = jax.tree.map(jnp.asarray, tbg.to_flax(td))
 
-    rng = np.random.default_rng(4)
-    b = 3
-    x = rng.uniform(-1, 1, size=(b, size, size, channels)).astype(np.float32)
-    y = rng.integers(0, classes, size=b) if classes else None
-    ty = torch.from_numpy(y).long() if classes else None
-    labels = jnp.asarray(y, jnp.int32) if classes else None
-    weights = np.arange(1, b + 1, dtype=np.float32)  # a distinct cotangent per sample
-
-    def run_torch():
-        tx = torch.from_numpy(_nchw(x)).requires_grad_(True)
-        out = td(tx, ty)
-        (out * torch.from_numpy(weights)).sum().backward()
-        return out.detach().numpy(), _nhwc(tx.grad.numpy())
-
-    def loss(xx, variables, train):
-        out = d.apply(variables, xx, labels, train=train, mutable=["spectral"] if train else False)
-        logits, new = out if train else (out, {})
-        return (logits * weights).sum(), (logits, new)
-
-    grad_fn = jax.grad(loss, has_aux=True)
-
-    # Train mode: one power iteration per layer, then the forward with the new vectors.
-    td.train()
-    ref, ref_grad = run_torch()
-    grad, (out, new) = grad_fn(jnp.asarray(x), variables, True)
-    _close(out, ref)
-    _close(grad, ref_grad, rtol=1e-4)
-    after = tbg.to_flax(td)
-    assert_trees_close(new["spectral"], after["spectral"])
+    new, _ = check_discriminator_parity(
+        td,
+        d,
+        variables,
+        (3, size, size, channels),
+        classes,
+        to_flax=tbg.to_flax,
+        check_out=close,
+        check_grad=lambda a, b: close(a, b, rtol=1e-4),
+        check_state=close,
+    )
     assert _moved(variables["spectral"], new["spectral"])
-
-    # Eval mode with the updated vectors: no iteration, same outputs and gradients.
-    td.eval()
-    ref, ref_grad = run_torch()
-    variables = {**variables, **new}
-    grad, (out, _) = grad_fn(jnp.asarray(x), variables, False)
-    _close(out, ref)
-    _close(grad, ref_grad, rtol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------------

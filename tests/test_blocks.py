@@ -7,6 +7,7 @@ import pytest
 from flax import linen as nn
 
 from gan_jax.models import blocks
+from tests.model_helpers import assert_trees_close, close, nhwc, rand, torch_nchw
 
 torch = pytest.importorskip("torch", reason="torch is an optional test dependency (parity)")
 tb = pytest.importorskip("bench.torch_blocks")
@@ -14,29 +15,6 @@ tb = pytest.importorskip("bench.torch_blocks")
 C = 16
 X_SHAPE = (4, 6, 4, C)  # NHWC, non-square
 MUTABLE = ["batch_stats", "spectral"]
-
-
-def _rand(shape, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def _close(actual, expected, rtol=2e-5):
-    expected = np.asarray(expected)
-    scale = max(np.abs(expected).max(), 1e-6)
-    np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol, atol=rtol * scale)
-
-
-def _nchw(a):
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(a).transpose(0, 3, 1, 2)))
-
-
-def _nhwc(t):
-    return t.detach().numpy().transpose(0, 2, 3, 1)
-
-
-def _assert_tree_close(ours, theirs):
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    jax.tree.map(_close, ours, theirs)
 
 
 def _torch_grads(tmod):
@@ -54,7 +32,7 @@ def _torch_grads(tmod):
 
 def _check_steps(tmod, fmod, cond_t, cond_f, steps=3, rtol=2e-5):
     """Training calls with SGD in between, then eval calls: outputs, grads and all state agree."""
-    x = _rand(X_SHAPE, 0)
+    x = rand(X_SHAPE, 0)
     variables = jax.tree.map(jnp.asarray, tb.to_flax(tmod))
     init = fmod.init(jax.random.key(0), jnp.asarray(x), cond_f, train=True)
     assert jax.tree.map(jnp.shape, init) == jax.tree.map(jnp.shape, variables)
@@ -68,16 +46,16 @@ def _check_steps(tmod, fmod, cond_t, cond_f, steps=3, rtol=2e-5):
     grad_fn = jax.grad(loss, argnums=(0, 1), has_aux=True)
     tmod.train()
     for step in range(steps):
-        xt = _nchw(x).requires_grad_(True)
+        xt = torch_nchw(x).requires_grad_(True)
         args = (xt,) if cond_t is None else (xt, cond_t)
         yt = tmod(*args)
-        cot = _rand(X_SHAPE, 10 + step)
-        (yt * _nchw(cot)).sum().backward()
+        cot = rand(X_SHAPE, 10 + step)
+        (yt * torch_nchw(cot)).sum().backward()
         state = {k: v for k, v in variables.items() if k != "params"}
         (gp, gx), (y, new) = grad_fn(variables["params"], jnp.asarray(x), state, jnp.asarray(cot))
-        _close(y, _nhwc(yt), rtol)
-        _close(gx, _nhwc(xt.grad), rtol)
-        _assert_tree_close(gp, _torch_grads(tmod))
+        close(y, nhwc(yt), rtol)
+        close(gx, nhwc(xt.grad), rtol)
+        assert_trees_close(gp, _torch_grads(tmod))
         with torch.no_grad():
             for p in tmod.parameters():
                 p -= 0.1 * p.grad
@@ -85,14 +63,14 @@ def _check_steps(tmod, fmod, cond_t, cond_f, steps=3, rtol=2e-5):
         params = jax.tree.map(lambda p, g: p - 0.1 * g, variables["params"], gp)
         variables = {"params": params, **new}
         # Running statistics, spectral vectors and parameters all equal torch's after the call.
-        _assert_tree_close(variables, jax.tree.map(jnp.asarray, tb.to_flax(tmod)))
+        assert_trees_close(variables, jax.tree.map(jnp.asarray, tb.to_flax(tmod)))
 
     tmod.eval()
-    xe = _rand(X_SHAPE, 99)
+    xe = rand(X_SHAPE, 99)
     with torch.no_grad():
-        yt = tmod(_nchw(xe)) if cond_t is None else tmod(_nchw(xe), cond_t)
+        yt = tmod(torch_nchw(xe)) if cond_t is None else tmod(torch_nchw(xe), cond_t)
     y, new = fmod.apply(variables, jnp.asarray(xe), cond_f, train=False, mutable=MUTABLE)
-    _close(y, _nhwc(yt), rtol)
+    close(y, nhwc(yt), rtol)
     # train=False changes nothing.
     jax.tree.map(np.testing.assert_array_equal, new, {k: variables[k] for k in new})
     return variables
@@ -113,7 +91,7 @@ def test_conditional_batch_norm_matches_torch(mode):
     else:
         tmod = tb.ConditionalBatchNorm2d(C, cond_dim=5)
         fmod = blocks.ConditionalBatchNorm(linear=True)
-        c = _rand((b, 5), 3)
+        c = rand((b, 5), 3)
         cond_t, cond_f = torch.from_numpy(c), jnp.asarray(c)
     if mode == "plain":
         # Non-trivial affine, so that a swapped scale / bias shows.
@@ -150,7 +128,7 @@ def test_self_attention_matches_torch():
 
 
 def test_self_attention_starts_as_identity():
-    x = jnp.asarray(_rand((2, 4, 4, 8), 5))
+    x = jnp.asarray(rand((2, 4, 4, 8), 5))
     attn = blocks.SelfAttention()
     variables = attn.init(jax.random.key(0), x)
     assert variables["params"]["gamma"] == 0.0
@@ -165,12 +143,12 @@ def test_self_attention_starts_as_identity():
 
 @pytest.mark.parametrize("hw", [(4, 6), (5, 7)])
 def test_resampling_matches_torch(hw):
-    x = _rand((2, *hw, 3), 7)
-    _close(blocks.upsample_nearest_2x(jnp.asarray(x)), _nhwc(tb.upsample_nearest_2x(_nchw(x))))
-    _close(blocks.avg_pool_2x(jnp.asarray(x)), _nhwc(tb.avg_pool_2x(_nchw(x))))
-    _close(
+    x = rand((2, *hw, 3), 7)
+    close(blocks.upsample_nearest_2x(jnp.asarray(x)), nhwc(tb.upsample_nearest_2x(torch_nchw(x))))
+    close(blocks.avg_pool_2x(jnp.asarray(x)), nhwc(tb.avg_pool_2x(torch_nchw(x))))
+    close(
         blocks.max_pool_2x(jnp.asarray(x)),
-        _nhwc(torch.nn.functional.max_pool2d(_nchw(x), 2)),
+        nhwc(torch.nn.functional.max_pool2d(torch_nchw(x), 2)),
     )
 
 
@@ -195,7 +173,7 @@ def test_conditional_batch_norm_shapes_and_errors():
         train=True,
         mutable=["batch_stats"],
     )[0]
-    _close(y.mean(0), np.zeros(4))
+    close(y.mean(0), np.zeros(4))
     with pytest.raises(ValueError, match="needs `cond`"):
         blocks.ConditionalBatchNorm(num_classes=2).init(jax.random.key(0), x, train=False)
     with pytest.raises(ValueError, match="unconditional"):

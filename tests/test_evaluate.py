@@ -1,8 +1,12 @@
-"""evaluate.py on folders and on a trained workdir, missing weights, and FID during training.
+"""evaluate.py on folders and on a trained workdir, missing weights, and FID during training;
+class-conditional metrics (label accuracy, CAS, intra-class FID) on a conditional run.
 
 The Inception network at 299 px runs at a few images/s on a 2-core CPU, so every set here is
 8 images of 32x32 RGB in batches of 8: one input shape, compiled once and then served from
-the test session's compilation cache (shared with the evaluate.py subprocesses).
+the test session's compilation cache (shared with the evaluate.py subprocesses). The
+conditional metrics use a 2-step conditional SNGAN on the digits, 3 samples per class and
+classifiers of 3 steps: their scores are near chance, so the tests check the wiring (which
+data, which classifier, which samples) by recomputing the scores in-process.
 """
 
 import json
@@ -13,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, tiny_config, zoo_config
 from PIL import Image
 
 from gan_jax.evaluation import weights as weights_lib
@@ -50,7 +54,7 @@ def folders(tmp_path_factory):
 
 def _run_evaluate(*args, env=None):
     # Full XLA optimisation in the subprocess: the Inception network runs ~1.5x faster.
-    full_env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="0", **(env or {}))
+    full_env = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "0", **(env or {})}
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "evaluate.py"), *args],
         capture_output=True,
@@ -185,6 +189,9 @@ def test_evaluate_workdir_writes_scores_with_protocol(trained):
     assert protocol["reference"]["resolution"] == 32
     assert protocol["fake"]["step"] == 4 and protocol["fake"]["ema"]
     assert any(f.startswith("events.out") for f in os.listdir(workdir / "eval"))
+    # The default --metrics=fid: no per-class scores, and no classifier is trained or loaded.
+    assert "conditional" not in result
+    assert "lassifier" not in out.stderr and "CAS" not in out.stdout
 
 
 def test_fid_hook_keeps_the_lowest_fid_across_a_resume(tmp_path, monkeypatch):
@@ -250,3 +257,283 @@ def test_progress_line_is_throttled_and_has_an_eta():
     unknown.update(7)
     unknown.finish()
     assert lines[-1] == "Inception features (x): 7 images, 3.5 img/s, done in 2 s"
+
+
+# --------------------------------------------------------------------------------------------
+# Class-conditional metrics: --metrics=label_acc,cas,intra_fid.
+
+PER_CLASS = 3
+CLASSIFIER_STEPS = 3
+NUM_CLASSES = 10
+
+
+def _run_conditional(*args, env=None):
+    # Lighter XLA optimisation (compiling dominates here), and JAX's own XLA flags as in this
+    # process: the samples and predictions recomputed below then match bit for bit.
+    return _run_evaluate(
+        *args,
+        env={"JAX_DISABLE_MOST_OPTIMIZATIONS": "1", "GAN_JAX_NO_XLA_FLAGS": "1", **(env or {})},
+    )
+
+
+def _scalar_events(path):
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+
+    acc = event_accumulator.EventAccumulator(str(path), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {tag: acc.Tensors(tag) for tag in acc.Tags()["tensors"]}
+
+
+def _tensor_value(event) -> float:
+    import tensorflow as tf  # noqa: PLC0415
+
+    return float(tf.make_ndarray(event.tensor_proto))
+
+
+def _events(folder) -> set[str]:
+    return {f for f in os.listdir(folder) if f.startswith("events.out")}
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    """A 2-step class-conditional SNGAN on the digits (10 classes, 1 channel, 32 px)."""
+    from gan_jax.training import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp("sngan")
+    train_and_evaluate(zoo_config("sngan", num_steps=2), str(workdir))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def handle(conditional_run):
+    from gan_jax import sampling
+
+    return sampling.load_generator(str(conditional_run))
+
+
+def _class_samples(handle, label: int, num: int = PER_CLASS):
+    """The samples evaluate.py scores for one class (latent seed 0)."""
+    from gan_jax import sampling
+    from gan_jax.evaluation import conditional
+
+    seed = conditional.class_seed(0, label)
+    return sampling.generate_array(handle, num, seed=seed, labels=label, batch_size=N)
+
+
+@pytest.fixture(scope="module")
+def conditional_eval(conditional_run, tmp_path_factory):
+    """evaluate.py --metrics=cas,label_acc, with the Inception weights pointing nowhere."""
+    cache = tmp_path_factory.mktemp("cache")
+    missing = tmp_path_factory.mktemp("none") / "default_1.pt"
+    out = _run_conditional(
+        f"--workdir={conditional_run}",
+        "--metrics=cas,label_acc",
+        f"--per_class={PER_CLASS}",
+        f"--classifier_steps={CLASSIFIER_STEPS}",
+        f"--batch_size={N}",
+        env={"GAN_JAX_CACHE": str(cache), weights_lib.ENV_VAR: str(missing)},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(conditional_run / "eval" / "step_2.json") as f:
+        result = json.load(f)
+    return out, result, cache, _events(conditional_run / "eval")
+
+
+def test_conditional_metrics_written_with_their_protocol(conditional_run, conditional_eval, handle):
+    from gan_jax import input as input_lib
+    from gan_jax.evaluation import classifier as classifier_lib
+
+    out, result, cache, events = conditional_eval
+    # Conditional-only: the Inception weights (a missing file here) are never looked up.
+    assert "Inception features" not in out.stderr and "FID" not in out.stdout
+    assert "fid" not in result and result["step"] == 2
+    assert set(result["conditional"]) == {"label_acc", "cas"}
+    cas, label_acc = result["conditional"]["cas"], result["conditional"]["label_acc"]
+
+    for entry in (cas, label_acc):
+        p = entry["protocol"]
+        assert (p["num_classes"], p["per_class"], p["num_fake"]) == (10, PER_CLASS, 30)
+        assert p["fake"]["step"] == 2 and p["fake"]["ema"] and p["fake"]["checkpoint"] == "latest"
+        assert p["data"]["dataset"] == "digits" and p["data"]["split"] == "test"
+    assert 0 <= cas["cas"] <= 1 and len(cas["cas_per_class"]) == NUM_CLASSES
+    assert 0 <= label_acc["label_accuracy"] <= 1
+    assert all(0 <= a <= 1 for a in label_acc["label_accuracy_per_class"])
+    assert cas["protocol"]["classifier"]["steps"] == CLASSIFIER_STEPS
+    assert cas["protocol"]["classifier"]["dataset"] == "generated"
+    # The ceiling: the real-data classifier (trained on the train split, cached) on the test split.
+    real = cas["protocol"]["real_classifier"]
+    assert (real["dataset"], real["split"], real["steps"]) == ("digits", "train", CLASSIFIER_STEPS)
+    assert label_acc["protocol"]["classifier"] == real
+    (path,) = (cache / "fid_stats").glob(f"classifier_digits_train_32px_{CLASSIFIER_STEPS}steps-*")
+    params, _, _ = classifier_lib.load_classifier(path)
+    test_x, test_y = input_lib.load_labelled_arrays(handle.config, "test")
+    assert (
+        cas["protocol"]["num_real_test"]
+        == len(test_y)
+        == label_acc["protocol"]["data"]["num_images"]
+    )
+    real_accuracy = classifier_lib.accuracy(params, test_x, test_y)
+    assert cas["real_accuracy"] == label_acc["real_accuracy"] == pytest.approx(real_accuracy)
+    assert 0 <= real_accuracy <= 1
+
+    # Label accuracy recomputed: the cached classifier on each class's EMA samples of seed 0.
+    per_class = [
+        float((classifier_lib.predict(params, _class_samples(handle, c)) == c).mean())
+        for c in range(NUM_CLASSES)
+    ]
+    assert label_acc["label_accuracy_per_class"] == pytest.approx(per_class)
+    assert label_acc["label_accuracy"] == pytest.approx(np.mean(per_class))
+
+    # Printed readably, the numbers as in the file.
+    lines = out.stdout.splitlines()
+    cas_line = next(line for line in lines if line.startswith("CAS "))
+    acc_line = next(line for line in lines if line.startswith("label accuracy "))
+    assert cas_line.startswith(f"CAS {100 * cas['cas']:.2f}%")
+    assert acc_line.startswith(f"label accuracy {100 * label_acc['label_accuracy']:.2f}%")
+    assert f"real test split: {100 * real_accuracy:.2f}%" in cas_line
+    assert "real-data classifier: digits [train]" in out.stdout
+    assert "written to" in out.stdout
+
+    # TensorBoard: the scalars at the checkpoint's step.
+    (event_file,) = events
+    acc = _scalar_events(conditional_run / "eval" / event_file)
+    for tag, value in [
+        ("cas", cas["cas"]),
+        ("label_accuracy", label_acc["label_accuracy"]),
+        ("real_accuracy", real_accuracy),
+    ]:
+        assert [e.step for e in acc[tag]] == [2], tag
+        assert _tensor_value(acc[tag][0]) == pytest.approx(value, abs=1e-6), tag
+    assert "fid" not in acc
+
+
+def test_fid_and_conditional_metrics_together(conditional_run, conditional_eval):
+    """--metrics=fid,label_acc: both in one file, the real-data classifier from the cache."""
+    _need_weights()
+    _, first, cache, events_before = conditional_eval
+    out = _run_conditional(
+        f"--workdir={conditional_run}",
+        "--metrics=fid,label_acc",
+        f"--num_samples={N}",
+        f"--per_class={PER_CLASS}",
+        f"--classifier_steps={CLASSIFIER_STEPS}",
+        f"--batch_size={N}",
+        "--fid_method=eigh",
+        env={"GAN_JAX_CACHE": str(cache)},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Classifier from" in out.stderr and "steps of" not in out.stderr  # not retrained
+    with open(conditional_run / "eval" / "step_2.json") as f:
+        result = json.load(f)
+    assert result["fid"] > 0 and result["protocol"]["num_fake"] == N
+    assert list(result["conditional"]) == ["label_acc"]
+    # Same checkpoint, classifier and seed: the same label accuracy as the first evaluation.
+    assert result["conditional"]["label_acc"] == {
+        **first["conditional"]["label_acc"],
+        "protocol": {
+            **first["conditional"]["label_acc"]["protocol"],
+            "seconds": result["conditional"]["label_acc"]["protocol"]["seconds"],
+        },
+    }
+    assert out.stdout.index("FID ") < out.stdout.index("label accuracy ")
+    (new,) = _events(conditional_run / "eval") - events_before
+    acc = _scalar_events(conditional_run / "eval" / new)
+    assert {"fid", "kid", "label_accuracy", "real_accuracy"} <= set(acc)
+    assert "cas" not in acc
+
+
+def test_intra_class_fid_per_class_features(handle, tmp_path):
+    """evaluate_conditional's intra-class FID: each class's samples against as many real
+    training images of that class, in the extractor's features (a cheap one here)."""
+    from gan_jax import input as input_lib
+    from gan_jax import sampling
+    from gan_jax.errors import SamplingError
+    from gan_jax.evaluation import metrics, scoring
+
+    def pooled(images):  # 4x4 mean pooling: 64 features of a 32x32 image
+        x = np.asarray(images, np.float32) / 255.0
+        return x.reshape(len(x), 8, 4, 8, 4, -1).mean((2, 4)).reshape(len(x), -1)
+
+    def generate(num, seed, labels):
+        return sampling.generate_array(handle, num, seed=seed, labels=labels, batch_size=N)
+
+    kwargs = dict(num_classes=NUM_CLASSES, per_class=PER_CLASS, fid_method="eigh")
+    out = scoring.evaluate_conditional(
+        generate,
+        handle.config,
+        ["intra_fid"],
+        extractor=pooled,
+        fake={"step": 2, "ema": handle.use_ema},
+        **kwargs,
+    )
+    intra = out["intra_fid"]
+    assert sorted(intra["intra_fid_per_class"]) == list(range(NUM_CLASSES))
+    assert intra["intra_fid"] == pytest.approx(np.mean(list(intra["intra_fid_per_class"].values())))
+    assert intra["intra_kid"] is not None and len(intra["intra_kid_per_class"]) == NUM_CLASSES
+    assert intra["protocol"]["data"] == {"dataset": "digits", "split": "train", "num_images": 30}
+    assert intra["protocol"]["max_real_per_class"] == PER_CLASS
+    train_x, train_y = input_lib.load_labelled_arrays(handle.config, "train")
+    for c in (0, 7):
+        real = pooled(train_x[train_y == c][:PER_CLASS])
+        fake = pooled(_class_samples(handle, c))
+        expected = metrics.fid_from_features(real, fake, method="eigh")
+        assert intra["intra_fid_per_class"][c] == pytest.approx(expected, rel=1e-5)
+
+    # The result as evaluate.py writes it: JSON, TensorBoard scalars, readable lines.
+    result = {"step": 2, "conditional": out}
+    assert scoring.scalars(result) == pytest.approx({
+        "intra_fid": intra["intra_fid"],
+        "intra_kid": intra["intra_kid"],
+    })  # fmt: skip
+    scoring.write_result(str(tmp_path), result, tensorboard=False)
+    with open(tmp_path / "eval" / "step_2.json") as f:
+        saved = json.load(f)["conditional"]["intra_fid"]
+    assert saved["intra_fid_per_class"]["7"] == intra["intra_fid_per_class"][7]
+    text = scoring.format_result(result)
+    assert text.startswith(f"intra-class FID {intra['intra_fid']:.4f}")
+    assert f"reals: 30 from digits [train], at most {PER_CLASS} per class" in text
+
+    with pytest.raises(SamplingError, match="feature extractor"):
+        scoring.evaluate_conditional(generate, handle.config, ["intra_fid"], **kwargs)
+    with pytest.raises(SamplingError, match="unknown conditional metric 'fid'"):
+        scoring.evaluate_conditional(generate, handle.config, ["fid"], **kwargs)
+
+
+def test_conditional_metric_errors(tmp_path, folders):
+    from gan_jax import config_lib
+
+    unconditional = tmp_path / "dcgan"
+    unconditional.mkdir()
+    config_lib.save(tiny_config(), str(unconditional))  # num_classes 0; no checkpoint needed
+    conditional = tmp_path / "sngan"
+    conditional.mkdir()
+    config_lib.save(zoo_config("sngan"), str(conditional))
+    real, fake = folders
+    cases = [
+        (
+            [f"--workdir={unconditional}", "--metrics=fid,cas,label_acc"],
+            f"the run in '{unconditional}' is unconditional: --metrics=cas,label_acc need a "
+            "class-conditional model",
+        ),
+        (
+            [f"--workdir={conditional}", "--metrics=fid,cas,bogus"],
+            "unknown metric 'bogus' in --metrics: choose from fid, label_acc, cas, intra_fid",
+        ),
+        (
+            [f"--workdir={conditional}", "--metrics=cas", "--per_class=0"],
+            "--per_class must be >= 1, got 0",
+        ),
+        (
+            [f"--workdir={conditional}", "--metrics=intra_fid", "--per_class=1"],
+            "--per_class must be >= 2 for intra_fid, got 1",
+        ),
+        ([f"--real={real}", f"--fake={fake}", "--metrics=cas"], "image folders have no labels"),
+    ]
+    for args, message in cases:
+        out = _run_evaluate(*args)
+        assert out.returncode == 2, (args, out.stderr[-2000:])
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (
+            args,
+            out.stderr[-2000:],
+        )

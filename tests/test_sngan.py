@@ -7,9 +7,6 @@ outputs, on the 'batch_stats' / 'spectral' collections after one train-mode call
 discriminator's input gradients. Widths are tiny so every test runs in seconds on 2 cores.
 """
 
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -18,8 +15,17 @@ import pytest
 
 from gan_jax.errors import ConfigError
 from gan_jax.models import sngan
-
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+from tests import model_helpers
+from tests.model_helpers import (
+    allclose,
+    check_discriminator_parity,
+    check_generator_parity,
+    check_label_errors,
+    count,
+    init_shapes,
+    nhwc,
+    randomize_running_stats,
+)
 
 
 def make_config(size=32, channels=3, classes=0, g_width=4, d_width=4, **model):
@@ -41,23 +47,7 @@ def make_config(size=32, channels=3, classes=0, g_width=4, d_width=4, **model):
 
 
 def torch_port():
-    pytest.importorskip("torch")
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    import torch_sngan  # noqa: PLC0415
-
-    return torch_sngan
-
-
-def count(tree) -> int:
-    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
-
-
-def init_shapes(module, x, labels):
-    """Variables' shapes without computing anything."""
-    return jax.eval_shape(
-        lambda: module.init(jax.random.key(0), x, labels, train=False)  # noqa: PLW0108
-    )
+    return model_helpers.torch_port("torch_sngan")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,13 +185,7 @@ def test_bfloat16_compute_float32_variables(tiny32):
 
 def test_conditional_needs_labels():
     g, d = sngan.build(make_config(32, 3, 4))
-    z = jnp.zeros((2, 8))
-    with pytest.raises(ValueError, match="labels"):
-        g.init(jax.random.key(0), z, None)
-    with pytest.raises(ValueError, match="shape"):
-        g.init(jax.random.key(0), z, jnp.zeros((3,), jnp.int32))
-    with pytest.raises(ValueError, match="labels"):
-        d.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3)), None)
+    check_label_errors(g, d, jnp.zeros((2, 8)), jnp.zeros((2, 32, 32, 3)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,8 +232,8 @@ def test_upsample_matches_torch():
     x = np.random.default_rng(0).normal(size=(2, 3, 5, 4)).astype(np.float32)
     for mode in sngan.UPSAMPLES:
         ref = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=2, mode=mode)
-        ours = sngan.upsample2x(jnp.asarray(x.transpose(0, 2, 3, 1)), mode)
-        np.testing.assert_allclose(ours, ref.numpy().transpose(0, 2, 3, 1), atol=1e-6)
+        ours = sngan.upsample2x(jnp.asarray(nhwc(x)), mode)
+        np.testing.assert_allclose(ours, nhwc(ref), atol=1e-6)
 
 
 def randomize(torch, module, seed):
@@ -263,30 +247,11 @@ def randomize(torch, module, seed):
         for name, p in module.named_parameters():
             p.copy_(0.3 * torch.randn(p.shape, generator=gen) + (1.0 if "gain" in name else 0))
         for name, buf in module.named_buffers():
-            if name.endswith("running_var"):
-                buf.copy_(0.5 + torch.rand(buf.shape, generator=gen))
-            elif name.endswith("running_mean"):
-                buf.copy_(0.2 * torch.randn(buf.shape, generator=gen))
-            elif name.endswith(("._u", "._v")):
+            if randomize_running_stats(torch, name, buf, gen):
+                continue
+            if name.endswith(("._u", "._v")):
                 v = torch.randn(buf.shape, generator=gen)
                 buf.copy_(v / v.norm())
-
-
-def _nchw(x):
-    return np.asarray(x).transpose(0, 3, 1, 2)
-
-
-def _nhwc(x):
-    return np.asarray(x).transpose(0, 2, 3, 1)
-
-
-def assert_trees_close(ours, theirs, **tol):
-    assert jax.tree.structure(ours) == jax.tree.structure(theirs)
-    for path, a in jax.tree_util.tree_leaves_with_path(ours):
-        b = theirs
-        for k in path:
-            b = b[k.key]
-        np.testing.assert_allclose(np.asarray(a), b, err_msg=jax.tree_util.keystr(path), **tol)
 
 
 G_CASES = [
@@ -307,33 +272,20 @@ def test_generator_matches_torch(size, classes, upsample):
     tg = tsn.Generator(size, 3, width, 8, classes, upsample)
     randomize(torch, tg, seed=1)
     g, _ = sngan.build(make_config(size, 3, classes, g_width=width, upsample=upsample))
-    variables = tsn.to_flax(tg)
 
-    rng = np.random.default_rng(2)
-    b = 6
-    z = rng.normal(size=(b, 8)).astype(np.float32)
-    y = rng.integers(0, classes, size=b) if classes else None
-    ty = torch.from_numpy(y).long() if classes else None
-    labels = jnp.asarray(y, jnp.int32) if classes else None
-
-    # Train mode: batch statistics, running statistics updated once.
-    tg.train()
-    with torch.no_grad():
-        ref = tg(torch.from_numpy(z), ty).numpy()
-    # Jitted: one compilation is much faster than eager mode's one per operation.
-    apply = jax.jit(g.apply, static_argnames=("train", "mutable"))
-    out, new = apply(variables, jnp.asarray(z), labels, train=True, mutable=("batch_stats",))
-    np.testing.assert_allclose(np.asarray(out), _nhwc(ref), rtol=1e-5, atol=2e-5)
-    after = tsn.to_flax(tg)
-    assert_trees_close(new["batch_stats"], after["batch_stats"], rtol=1e-5, atol=1e-5)
-
-    # Eval mode with the updated running statistics.
-    tg.eval()
-    with torch.no_grad():
-        ref = tg(torch.from_numpy(z), ty).numpy()
-    variables = {**variables, "batch_stats": new["batch_stats"]}
-    out = apply(variables, jnp.asarray(z), labels, train=False, mutable=False)
-    np.testing.assert_allclose(np.asarray(out), _nhwc(ref), rtol=1e-5, atol=2e-5)
+    # Train mode (running statistics updated once), then eval mode with the updated ones.
+    check_generator_parity(
+        tg,
+        g,
+        tsn.to_flax(tg),
+        (6, 8),
+        classes,
+        to_flax=tsn.to_flax,
+        collections=["batch_stats"],
+        check_out=allclose(rtol=1e-5, atol=2e-5),
+        check_state=allclose(rtol=1e-5, atol=1e-5),
+        jit=True,
+    )
 
 
 D_CASES = [(32, 0), (32, 3), (48, 3), (64, 0)]
@@ -351,45 +303,20 @@ def test_discriminator_matches_torch(size, classes):
     _, d = sngan.build(make_config(size, channels, classes, d_width=width))
     variables = tsn.to_flax(td)
 
-    rng = np.random.default_rng(4)
-    b = 4
-    x = rng.uniform(-1, 1, size=(b, size, size, channels)).astype(np.float32)
-    y = rng.integers(0, classes, size=b) if classes else None
-    ty = torch.from_numpy(y).long() if classes else None
-    labels = jnp.asarray(y, jnp.int32) if classes else None
-
-    def run_torch():
-        tx = torch.from_numpy(_nchw(x).copy()).requires_grad_(True)
-        out = td(tx, ty)
-        (out * torch.arange(1, b + 1)).sum().backward()  # distinct weights per sample
-        return out.detach().numpy(), _nhwc(tx.grad.numpy())
-
-    def loss(xx, variables, train):
-        out = d.apply(variables, xx, labels, train=train, mutable=["spectral"] if train else False)
-        logits, new = out if train else (out, {})
-        return (logits * jnp.arange(1, b + 1)).sum(), (logits, new)
-
-    # Jitted: one compilation is much faster than eager mode's one per operation.
-    grad_fn = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=2)
-
-    # Train mode: one power iteration per layer, then the forward with the new vectors.
-    td.train()
-    ref, ref_grad = run_torch()
-    (_, (out, new)), grad = grad_fn(jnp.asarray(x), variables, True)
-    np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(grad), ref_grad, rtol=1e-4, atol=1e-6)
-    after = tsn.to_flax(td)
-    assert_trees_close(new["spectral"], after["spectral"], rtol=1e-5, atol=1e-6)
+    _, after = check_discriminator_parity(
+        td,
+        d,
+        variables,
+        (4, size, size, channels),
+        classes,
+        to_flax=tsn.to_flax,
+        check_out=allclose(rtol=1e-5, atol=1e-5),
+        check_grad=allclose(rtol=1e-4, atol=1e-6),
+        check_state=allclose(rtol=1e-5, atol=1e-6),
+        jit=True,
+    )
     v_before, v_after = (
         variables["spectral"]["block1"]["c1"]["v"],
         after["spectral"]["block1"]["c1"]["v"],
     )
     assert not np.allclose(v_before, v_after)  # the iteration did move the vectors
-
-    # Eval mode with the updated vectors: no iteration, same outputs and gradients.
-    td.eval()
-    ref, ref_grad = run_torch()
-    variables = {**variables, "spectral": new["spectral"]}
-    (_, (out, _)), grad = grad_fn(jnp.asarray(x), variables, False)
-    np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(grad), ref_grad, rtol=1e-4, atol=1e-6)

@@ -6,22 +6,13 @@ import numpy as np
 import pytest
 
 from gan_jax.models import spectral
+from tests.model_helpers import close, rand
 
 torch = pytest.importorskip("torch", reason="torch is an optional test dependency (parity)")
 tb = pytest.importorskip("bench.torch_blocks")
 
 STEPS = 4
 LR = 0.5  # large enough that the weights (and so u, v) change visibly between calls
-
-
-def _rand(shape, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def _close(actual, expected, rtol=2e-5):
-    expected = np.asarray(expected)
-    scale = max(np.abs(expected).max(), 1e-6)
-    np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol, atol=rtol * scale)
 
 
 def _t(a):
@@ -35,7 +26,7 @@ def _case(name):
         return (
             tb.sn_linear(6, 5),
             spectral.SNDense(5),
-            _rand((3, 6), 10),
+            rand((3, 6), 10),
             lambda x: x,
             lambda y: y,
             "kernel",
@@ -46,7 +37,7 @@ def _case(name):
         return (
             tb.sn_conv2d(3, 4, k, stride=s, padding=p),
             spectral.SNConv(4, (k, k), strides=(s, s), padding=p),
-            _rand((2, 8, 6, 3), 11),
+            rand((2, 8, 6, 3), 11),
             lambda x: x.transpose(0, 3, 1, 2),
             lambda y: y.transpose(0, 3, 1, 2),
             "kernel",
@@ -77,6 +68,18 @@ def _torch_matrix(params):
     return np.asarray(spectral.dense_matrix(kernel))
 
 
+def _torch_case(name, seed, train):
+    """`_case(name)` built after `torch.manual_seed(seed)`, and its torch layer's variables.
+
+    The torch layer is put in train or eval mode; its variables are the weight copy both
+    sides start from.
+    """
+    torch.manual_seed(seed)
+    case = _case(name)
+    case[0].train(train)
+    return case, jax.tree.map(jnp.asarray, tb.to_flax(case[0]))
+
+
 def _init(module, x):
     return module.init(jax.random.key(0), jnp.asarray(x), update=False)
 
@@ -84,10 +87,8 @@ def _init(module, x):
 @pytest.mark.parametrize("name", CASES)
 def test_training_calls_match_torch(name):
     """Several training calls with SGD between them: outputs, sigma, u, v, W/sigma, gradients."""
-    torch.manual_seed(0)
-    tlayer, module, x, to_torch_in, to_torch_out, pname, to_ours = _case(name)
-    tlayer.train()
-    variables = jax.tree.map(jnp.asarray, tb.to_flax(tlayer))
+    case, variables = _torch_case(name, seed=0, train=True)
+    tlayer, module, x, to_torch_in, to_torch_out, pname, to_ours = case
     # Our own init must give the same tree structure and shapes as the torch copy.
     assert jax.tree.map(jnp.shape, _init(module, x)) == jax.tree.map(jnp.shape, variables)
     is_int = x.dtype.kind == "i"
@@ -104,7 +105,7 @@ def test_training_calls_match_torch(name):
         if not is_int:
             xt.requires_grad_(True)
         yt = tlayer(xt)
-        cot = _rand(yt.shape, 100 + step)
+        cot = rand(yt.shape, 100 + step)
         (yt * _t(cot)).sum().backward()
 
         state = {"spectral": variables["spectral"]}
@@ -114,20 +115,20 @@ def test_training_calls_match_torch(name):
 
         original = tlayer.parametrizations.weight.original
         sn = tlayer.parametrizations.weight[0]
-        _close(to_torch_out(np.asarray(y)), yt.detach().numpy())
-        _close(new["spectral"]["u"], sn._u.numpy())
-        _close(new["spectral"]["v"], sn._v.numpy())
+        close(to_torch_out(np.asarray(y)), yt.detach().numpy())
+        close(new["spectral"]["u"], sn._u.numpy())
+        close(new["spectral"]["v"], sn._v.numpy())
         sigma = new["intermediates"]["sigma"][0]
-        _close(sigma, tb.spectral_sigma(tlayer).numpy())
+        close(sigma, tb.spectral_sigma(tlayer).numpy())
         tlayer.eval()  # reading .weight in train mode would run another power iteration
         w_sn = tlayer.weight.detach().numpy()
         tlayer.train()
-        _close(variables["params"][pname] / sigma, to_ours(w_sn))
-        _close(grads[0][pname], to_ours(original.grad.numpy()))
+        close(variables["params"][pname] / sigma, to_ours(w_sn))
+        close(grads[0][pname], to_ours(original.grad.numpy()))
         if not is_int:
-            _close(to_torch_out(np.asarray(grads[1])), xt.grad.numpy())
+            close(to_torch_out(np.asarray(grads[1])), xt.grad.numpy())
         if "bias" in variables["params"]:
-            _close(grads[0]["bias"], tlayer.bias.grad.numpy())
+            close(grads[0]["bias"], tlayer.bias.grad.numpy())
 
         # One SGD step on both sides, so the next call iterates on a changed weight.
         with torch.no_grad():
@@ -137,20 +138,18 @@ def test_training_calls_match_torch(name):
         params = jax.tree.map(lambda p, g: p - LR * g, variables["params"], grads[0])
         variables = {"params": params, "spectral": new["spectral"]}
     # After the steps both sides still agree on the parameters themselves.
-    _close(variables["params"][pname], to_ours(original.detach().numpy()))
+    close(variables["params"][pname], to_ours(original.detach().numpy()))
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_eval_calls_match_torch_and_do_not_update(name):
-    torch.manual_seed(1)
-    tlayer, module, x, to_torch_in, to_torch_out, _, _ = _case(name)
-    tlayer.eval()
-    variables = jax.tree.map(jnp.asarray, tb.to_flax(tlayer))
+    case, variables = _torch_case(name, seed=1, train=False)
+    tlayer, module, x, to_torch_in, to_torch_out, _, _ = case
     u_before = tlayer.parametrizations.weight[0]._u.clone()
     for _ in range(2):
         yt = tlayer(_t(to_torch_in(x))).detach().numpy()
         y, new = module.apply(variables, jnp.asarray(x), update=False, mutable=["spectral"])
-        _close(to_torch_out(np.asarray(y)), yt)
+        close(to_torch_out(np.asarray(y)), yt)
         for key in ("u", "v"):
             np.testing.assert_array_equal(new["spectral"][key], variables["spectral"][key])
     assert torch.equal(tlayer.parametrizations.weight[0]._u, u_before)
@@ -195,8 +194,8 @@ def test_conv_v_is_in_torch_flatten_order():
 @pytest.mark.parametrize(
     "module, x",
     [
-        (spectral.SNDense(9, n_power_iterations=20), _rand((2, 12), 3)),
-        (spectral.SNConv(6, (3, 3), n_power_iterations=20), _rand((1, 5, 5, 4), 4)),
+        (spectral.SNDense(9, n_power_iterations=20), rand((2, 12), 3)),
+        (spectral.SNConv(6, (3, 3), n_power_iterations=20), rand((1, 5, 5, 4), 4)),
         (spectral.SNEmbed(10, 7, n_power_iterations=20), np.arange(3, dtype=np.int32)),
     ],
 )
@@ -216,13 +215,13 @@ def test_sigma_converges_to_largest_singular_value(module, x):
 
 
 def test_l2_normalize_matches_torch():
-    for x in (_rand((7,), 5), np.zeros(4, np.float32), np.full(3, 1e-14, np.float32)):
+    for x in (rand((7,), 5), np.zeros(4, np.float32), np.full(3, 1e-14, np.float32)):
         expected = torch.nn.functional.normalize(_t(x), dim=0, eps=1e-12).numpy()
         np.testing.assert_allclose(spectral.l2_normalize(jnp.asarray(x)), expected, rtol=1e-6)
 
 
 def test_padding_forms():
-    x = jnp.asarray(_rand((1, 6, 6, 2), 6))
+    x = jnp.asarray(rand((1, 6, 6, 2), 6))
     base = spectral.SNConv(3, (3, 3), padding="SAME")
     variables = _init(base, x)
     y = base.apply(variables, x, update=False)

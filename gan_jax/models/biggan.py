@@ -74,6 +74,7 @@ port uses the same names, and `torch_blocks.to_flax` copies its weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -81,10 +82,9 @@ from flax import linen as nn
 
 from gan_jax import config_lib
 from gan_jax.models import blocks
-from gan_jax.models.spectral import SNConv, SNDense, SNEmbed
+from gan_jax.models.spectral import SNDense
 
 SIZES = (32, 64, 128)
-DTYPES = ("float32", "bfloat16")
 START = 4  # side of G's first map and of D's last
 BN_EPS = 1e-4  # StudioGAN's batch-norm eps, the default of model.bn_eps
 BN_MOMENTUM = 0.1  # PyTorch's convention
@@ -133,17 +133,8 @@ LAYOUTS = {
 
 
 def layout(image_size: int) -> Layout:
-    """The `Layout` of `image_size` (32, 64 or 128).
-
-    Args:
-      image_size: output / input image side.
-
-    Returns:
-      The size's `Layout`.
-    """
-    if image_size not in LAYOUTS:
-        raise ValueError(f"biggan supports image_size in {SIZES}, got {image_size}")
-    return LAYOUTS[image_size]
+    """The `Layout` of `image_size` (32, 64 or 128; ValueError for other sizes)."""
+    return blocks.pick_layout(LAYOUTS, image_size, "biggan")
 
 
 def attention_resolutions(image_size: int) -> tuple[int, ...]:
@@ -164,101 +155,27 @@ def num_z_chunks(image_size: int) -> int:
     return layout(image_size).g_blocks + 1
 
 
-def _sn_conv(features: int, kernel: int, dtype: Dtype, name: str) -> SNConv:
-    """`spectral_norm(nn.Conv2d(k, stride 1, padding k // 2))` with bias, orthogonal init."""
-    pad = kernel // 2
-    return SNConv(
-        features,
-        (kernel, kernel),
-        padding=((pad, pad), (pad, pad)),
-        kernel_init=ORTHO,
-        eps=SN_EPS,
-        dtype=dtype,
-        name=name,
-    )
-
-
 def _attention(dtype: Dtype) -> blocks.SelfAttention:
     return blocks.SelfAttention(sn_eps=SN_EPS, kernel_init=ORTHO, dtype=dtype, name="attention")
 
 
-def _check_labels(labels, num_classes: int, batch: int):
-    """Labels as int32 [batch] for a conditional model; None for an unconditional one."""
-    if num_classes == 0:
-        return None
-    if labels is None:
-        raise ValueError(f"this model is class-conditional ({num_classes} classes): pass labels")
-    labels = jnp.asarray(labels)
-    if labels.shape != (batch,):
-        raise ValueError(f"labels must have shape ({batch},), got {labels.shape}")
-    return labels.astype(jnp.int32)
-
-
-class GBlock(nn.Module):
-    """Generator residual block: 2x upsampling, `in -> features`, BigGAN cBN from `cond`.
-
-    Attributes:
-      features: output channels.
-      bn_eps: batch-norm eps.
-      dtype: compute dtype.
-    """
-
-    features: int
-    bn_eps: float = BN_EPS
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array, cond: jax.Array, train: bool) -> jax.Array:
-        def norm(name):
-            return blocks.ConditionalBatchNorm(
-                linear=True,
-                momentum=BN_MOMENTUM,
-                epsilon=self.bn_eps,
-                sn_eps=SN_EPS,
-                kernel_init=ORTHO,
-                dtype=self.dtype,
-                name=name,
-            )
-
-        h = nn.relu(norm("bn1")(x, cond, train=train))
-        h = blocks.upsample_nearest_2x(h)
-        h = _sn_conv(self.features, 3, self.dtype, "conv1")(h, update=train)
-        h = nn.relu(norm("bn2")(h, cond, train=train))
-        h = _sn_conv(self.features, 3, self.dtype, "conv2")(h, update=train)
-        # Always learnable (the block upsamples); 1x1 conv first, see the module docstring.
-        sc = _sn_conv(self.features, 1, self.dtype, "conv_sc")(x.astype(self.dtype), update=train)
-        return h + blocks.upsample_nearest_2x(sc)
-
-
-class DBlock(nn.Module):
-    """Discriminator residual block, `in -> features` (hidden = features).
-
-    Attributes:
-      features: output channels.
-      downsample: whether to halve H and W.
-      preactivation: ReLU on the input (all blocks but the first).
-      dtype: compute dtype.
-    """
-
-    features: int
-    downsample: bool = True
-    preactivation: bool = True
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = x.astype(self.dtype)
-        h = nn.relu(x) if self.preactivation else x
-        h = _sn_conv(self.features, 3, self.dtype, "conv1")(h, update=train)
-        h = _sn_conv(self.features, 3, self.dtype, "conv2")(nn.relu(h), update=train)
-        sc = x
-        if self.downsample:
-            h = blocks.avg_pool_2x(h)
-            sc = blocks.avg_pool_2x(sc)
-        if self.downsample or x.shape[-1] != self.features:
-            # Pool first, then the 1x1 conv: see the module docstring.
-            sc = _sn_conv(self.features, 1, self.dtype, "conv_sc")(sc, update=train)
-        return h + sc
+# The module docstring's GBlock and DBlock in the shared blocks' terms.
+_GBlock = functools.partial(
+    blocks.ResGBlock,
+    names=("bn1", "conv1", "bn2", "conv2", "conv_sc"),
+    linear_norm=True,
+    bn_momentum=BN_MOMENTUM,
+    sn_eps=SN_EPS,
+    kernel_init=ORTHO,
+    shortcut_init=ORTHO,
+)
+_DBlock = functools.partial(
+    blocks.ResDBlock,
+    names=("conv1", "conv2", "conv_sc"),
+    kernel_init=ORTHO,
+    shortcut_init=ORTHO,
+    sn_eps=SN_EPS,
+)
 
 
 class Generator(nn.Module):
@@ -303,7 +220,7 @@ class Generator(nn.Module):
                 f"z must be [B, z_dim] with z_dim divisible by {n + 1} at {self.image_size} px "
                 f"(one chunk for the first layer, one per block), got shape {z.shape}"
             )
-        labels = _check_labels(labels, self.num_classes, z.shape[0])
+        labels = blocks.check_labels(labels, self.num_classes, z.shape[0])
         widths = [self.width * m for m in lay.g_mults]
         chunks = jnp.split(z.astype(jnp.float32), n + 1, axis=1)
         if self.num_classes:
@@ -324,67 +241,60 @@ class Generator(nn.Module):
         # PyTorch's view(B, C, 4, 4), then NHWC: weights port by transposition alone.
         h = h.reshape(z.shape[0], widths[0], START, START).transpose(0, 2, 3, 1)
         for i, (w, res) in enumerate(zip(widths[1:], lay.g_res(), strict=True)):
-            h = GBlock(w, self.bn_eps, self.dtype, name=f"block{i + 1}")(h, conds[i], train)
+            block = _GBlock(w, bn_eps=self.bn_eps, dtype=self.dtype, name=f"block{i + 1}")
+            h = block(h, conds[i], train)
             if res == self.attn_res:
                 h = _attention(self.dtype)(h, train)
-        h = blocks.ConditionalBatchNorm(
-            momentum=BN_MOMENTUM, epsilon=self.bn_eps, dtype=self.dtype, name="bn_out"
-        )(h, None, train=train)
-        h = _sn_conv(self.channels, 3, self.dtype, "conv_out")(nn.relu(h), update=train)
-        return jnp.tanh(h.astype(jnp.float32))
+        return blocks.image_output(
+            h,
+            self.channels,
+            kernel_init=ORTHO,
+            dtype=self.dtype,
+            train=train,
+            bn_eps=self.bn_eps,
+            sn_eps=SN_EPS,
+        )
 
 
-class Discriminator(nn.Module):
-    """images [B, H, W, C] (+ labels [B]) -> logits [B] float32.
+class Discriminator(blocks.ResNetDiscriminator):
+    """images [B, H, W, C] (+ labels [B]) -> logits [B] float32 (`blocks.ResNetDiscriminator`).
 
     Attributes:
       image_size: 32, 64 or 128.
       width: BigGAN's `ch` (see the module docstring's table).
       num_classes: 0 unconditional, else a projection head.
-      attn_res: resolution of the self-attention block, 0 for none.
       dtype: compute dtype; params, spectral vectors and the head stay float32.
+      attn_res: resolution of the self-attention block, 0 for none.
     """
 
-    image_size: int = 32
     width: int = 96
-    num_classes: int = 0
     attn_res: int = 16
-    dtype: Dtype = jnp.float32
 
-    @nn.compact
-    def __call__(self, x: jax.Array, labels=None, train: bool = False) -> jax.Array:
-        """Scores images; `train` runs one power iteration per layer and updates 'spectral'.
-
-        Args:
-          x: images [B, image_size, image_size, C].
-          labels: int class ids [B] (conditional models only; ignored when num_classes = 0).
-          train: spectral-norm mode.
-
-        Returns:
-          float32 logits [B].
-        """
+    def body(self, x: jax.Array, train: bool) -> jax.Array:
+        """The DBlocks, self-attention after the first one at `attn_res`."""
         lay = layout(self.image_size)
-        if x.ndim != 4 or x.shape[1:3] != (self.image_size, self.image_size):
-            raise ValueError(f"expected {self.image_size}px images, got shape {x.shape}")
-        labels = _check_labels(labels, self.num_classes, x.shape[0])
-        widths = [self.width * m for m in lay.d_mults]
-        h, attended = x, False
-        for i, (w, down, res) in enumerate(
-            zip(widths, lay.d_down, lay.d_res(self.image_size), strict=True)
+        attended = False
+        for i, (m, down, res) in enumerate(
+            zip(lay.d_mults, lay.d_down, lay.d_res(self.image_size), strict=True)
         ):
-            h = DBlock(w, down, i > 0, self.dtype, name=f"block{i + 1}")(h, train)
+            block = _DBlock(
+                self.width * m,
+                downsample=down,
+                preactivation=i > 0,
+                dtype=self.dtype,
+                name=f"block{i + 1}",
+            )
+            x = block(x, train)
             if res == self.attn_res and not attended:
-                h = _attention(self.dtype)(h, train)
+                x = _attention(self.dtype)(x, train)
                 attended = True
-        # Sum pooling and head in float32: a bfloat16 sum over 64 pixels would lose ~2 digits.
-        h = nn.relu(h).astype(jnp.float32).sum((1, 2))
-        out = SNDense(1, kernel_init=ORTHO, eps=SN_EPS, name="linear")(h, update=train)[:, 0]
-        if self.num_classes:
-            emb = SNEmbed(
-                self.num_classes, widths[-1], embedding_init=ORTHO, eps=SN_EPS, name="embed"
-            )(labels, update=train)
-            out = out + (emb * h).sum(-1)
-        return out
+        return x
+
+    def head(self, h: jax.Array, labels: jax.Array | None, train: bool) -> jax.Array:
+        """`blocks.projection_head` with orthogonal initialisation."""
+        return blocks.projection_head(
+            h, labels, self.num_classes, kernel_init=ORTHO, sn_eps=SN_EPS, train=train
+        )
 
 
 def validate(config) -> None:
@@ -396,12 +306,9 @@ def validate(config) -> None:
     Raises:
       ConfigError: naming the key and what is allowed.
     """
-    config_lib.choice(config, "data.image_size", SIZES)
-    config_lib.choice(config, "data.channels", (1, 3))
-    for key in ("model.z_dim", "model.g_width", "model.d_width", "model.shared_dim"):
-        config_lib.positive_int(config, key)
+    blocks.validate_common(config, SIZES)
+    config_lib.positive_int(config, "model.shared_dim")
     config_lib.positive_int(config, "model.attn_res", zero_ok=True)
-    config_lib.choice(config, "model.dtype", DTYPES)
     if "bn_eps" in config.model:
         config_lib.number_in(config, "model.bn_eps", 0.0, 1.0, low_open=True, high_open=True)
     if "num_classes" in config.model:

@@ -64,6 +64,7 @@ PyTorch port with the same names and a weight copy: `bench/torch_sngan.py`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -72,11 +73,9 @@ from flax import linen as nn
 
 from gan_jax import config_lib
 from gan_jax.models import blocks
-from gan_jax.models.spectral import SNConv, SNDense, SNEmbed
 
 SIZES = (32, 48, 64, 128)
-DTYPES = ("float32", "bfloat16")
-UPSAMPLES = ("nearest", "bilinear")
+UPSAMPLES = blocks.UPSAMPLES
 Dtype = jnp.dtype | str
 
 
@@ -106,17 +105,8 @@ LAYOUTS = {
 
 
 def layout(image_size: int) -> Layout:
-    """The `Layout` of `image_size` (32, 48, 64 or 128).
-
-    Args:
-      image_size: output / input image side.
-
-    Returns:
-      The size's `Layout`.
-    """
-    if image_size not in LAYOUTS:
-        raise ValueError(f"sngan supports image_size in {SIZES}, got {image_size}")
-    return LAYOUTS[image_size]
+    """The `Layout` of `image_size` (32, 48, 64 or 128; ValueError for other sizes)."""
+    return blocks.pick_layout(LAYOUTS, image_size, "sngan")
 
 
 def xavier(gain: float = 1.0) -> nn.initializers.Initializer:
@@ -128,171 +118,22 @@ XAVIER_1 = xavier(1.0)
 XAVIER_SQRT2 = xavier(math.sqrt(2.0))
 
 
-def upsample2x(x: jax.Array, method: str = "nearest") -> jax.Array:
-    """Doubles H and W of [B, H, W, C] as `F.interpolate(x, scale_factor=2, mode=method)`.
-
-    Args:
-      x: feature map.
-      method: 'nearest' or 'bilinear' (align_corners=False, i.e. half-pixel centres).
-
-    Returns:
-      [B, 2H, 2W, C] in x's dtype.
-    """
-    if method == "nearest":
-        return blocks.upsample_nearest_2x(x)
-    if method == "bilinear":
-        return _bilinear2x(x)
-    raise ValueError(f"upsample must be one of {UPSAMPLES}, got {method!r}")
+# `F.interpolate(x, scale_factor=2, mode=method)`, 'nearest' or 'bilinear' (align_corners=False).
+upsample2x = blocks.upsample_2x
 
 
-def _bilinear2x_axis(x: jax.Array, axis: int) -> jax.Array:
-    """Exact 2x linear interpolation along `axis` with half-pixel centres, edges clamped.
-
-    Output 2i samples input i - 1/4 (0.25 x[i-1] + 0.75 x[i]) and 2i + 1 samples i + 1/4
-    (0.75 x[i] + 0.25 x[i+1]); PyTorch clamps the source index at the borders, which is
-    repeating the edge pixel.
-    """
-    n = x.shape[axis]
-    first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
-    last = jax.lax.slice_in_dim(x, n - 1, n, axis=axis)
-    prev = jnp.concatenate([first, jax.lax.slice_in_dim(x, 0, n - 1, axis=axis)], axis=axis)
-    nxt = jnp.concatenate([jax.lax.slice_in_dim(x, 1, n, axis=axis), last], axis=axis)
-    even = 0.25 * prev + 0.75 * x
-    odd = 0.75 * x + 0.25 * nxt
-    out = jnp.stack([even, odd], axis=axis + 1)
-    shape = list(x.shape)
-    shape[axis] = 2 * n
-    return out.reshape(shape).astype(x.dtype)
-
-
-def _bilinear2x(x: jax.Array) -> jax.Array:
-    return _bilinear2x_axis(_bilinear2x_axis(x, 1), 2)
-
-
-def _conv(features: int, kernel: int, init, dtype: Dtype, name: str) -> nn.Conv:
-    """A plain (no spectral norm) `torch.nn.Conv2d(k, stride 1, padding k // 2)` with bias."""
-    pad = kernel // 2
-    return nn.Conv(
-        features,
-        (kernel, kernel),
-        padding=((pad, pad), (pad, pad)),
-        kernel_init=init,
-        bias_init=nn.initializers.zeros,
-        dtype=dtype,
-        param_dtype=jnp.float32,
-        name=name,
-    )
-
-
-def _sn_conv(features: int, kernel: int, init, dtype: Dtype, name: str) -> SNConv:
-    pad = kernel // 2
-    return SNConv(
-        features,
-        (kernel, kernel),
-        padding=((pad, pad), (pad, pad)),
-        kernel_init=init,
-        bias_init=nn.initializers.zeros,
-        dtype=dtype,
-        name=name,
-    )
-
-
-def _check_labels(labels, num_classes: int, batch: int):
-    """Labels as int32 [batch] for a conditional model; None for an unconditional one."""
-    if num_classes == 0:
-        return None
-    if labels is None:
-        raise ValueError(f"this model is class-conditional ({num_classes} classes): pass labels")
-    labels = jnp.asarray(labels)
-    if labels.shape != (batch,):
-        raise ValueError(f"labels must have shape ({batch},), got {labels.shape}")
-    return labels.astype(jnp.int32)
-
-
-class GBlock(nn.Module):
-    """Generator residual block, 2x upsampling, `in -> out` channels (hidden = out).
-
-    Attributes:
-      features: output channels.
-      num_classes: > 0 for class-conditional batch norm.
-      upsample: 'nearest' or 'bilinear'.
-      dtype: compute dtype.
-    """
-
-    features: int
-    num_classes: int = 0
-    upsample: str = "nearest"
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array, labels, train: bool) -> jax.Array:
-        def norm(name):
-            return blocks.ConditionalBatchNorm(
-                num_classes=self.num_classes, dtype=self.dtype, name=name
-            )
-
-        h = nn.relu(norm("b1")(x, labels, train=train))
-        h = upsample2x(h, self.upsample)
-        h = _conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c1")(h)
-        h = nn.relu(norm("b2")(h, labels, train=train))
-        h = _conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c2")(h)
-        # Always learnable (the block upsamples); 1x1 conv first, see the module docstring.
-        sc = _conv(self.features, 1, XAVIER_1, self.dtype, "c_sc")(x.astype(self.dtype))
-        return h + upsample2x(sc, self.upsample)
-
-
-class OptimizedDBlock(nn.Module):
-    """The discriminator's first block: conv, ReLU, conv, avgpool; shortcut avgpool, conv1x1.
-
-    Attributes:
-      features: output channels.
-      dtype: compute dtype.
-    """
-
-    features: int
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = x.astype(self.dtype)
-        h = _sn_conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c1")(x, update=train)
-        h = nn.relu(h)
-        h = _sn_conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c2")(h, update=train)
-        h = blocks.avg_pool_2x(h)
-        sc = _sn_conv(self.features, 1, XAVIER_1, self.dtype, "c_sc")(
-            blocks.avg_pool_2x(x), update=train
-        )
-        return h + sc
-
-
-class DBlock(nn.Module):
-    """Discriminator residual block (pre-activation), `in -> out` channels, hidden = in.
-
-    Attributes:
-      features: output channels.
-      downsample: whether to halve H and W.
-      dtype: compute dtype.
-    """
-
-    features: int
-    downsample: bool = True
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = x.astype(self.dtype)
-        h = nn.relu(x)
-        h = _sn_conv(x.shape[-1], 3, XAVIER_SQRT2, self.dtype, "c1")(h, update=train)
-        h = nn.relu(h)
-        h = _sn_conv(self.features, 3, XAVIER_SQRT2, self.dtype, "c2")(h, update=train)
-        sc = x
-        if self.downsample:
-            h = blocks.avg_pool_2x(h)
-            sc = blocks.avg_pool_2x(sc)
-        if self.downsample or x.shape[-1] != self.features:
-            # Pool first, then the 1x1 conv: see the module docstring.
-            sc = _sn_conv(self.features, 1, XAVIER_1, self.dtype, "c_sc")(sc, update=train)
-        return h + sc
+# The module docstring's GBlock, and its OptimizedDBlock (first: no pre-activation, hidden =
+# out) and DBlocks (hidden = in), in the shared blocks' terms.
+_GBlock = functools.partial(
+    blocks.ResGBlock,
+    names=("b1", "c1", "b2", "c2", "c_sc"),
+    spectral=False,
+    kernel_init=XAVIER_SQRT2,
+    shortcut_init=XAVIER_1,
+)
+_DBlock = functools.partial(
+    blocks.ResDBlock, names=("c1", "c2", "c_sc"), kernel_init=XAVIER_SQRT2, shortcut_init=XAVIER_1
+)
 
 
 class Generator(nn.Module):
@@ -328,7 +169,7 @@ class Generator(nn.Module):
         """
         lay = layout(self.image_size)
         widths = [self.width * m for m in lay.g_mults]
-        labels = _check_labels(labels, self.num_classes, z.shape[0])
+        labels = blocks.check_labels(labels, self.num_classes, z.shape[0])
         s = lay.start
         h = nn.Dense(
             s * s * widths[0],
@@ -340,18 +181,21 @@ class Generator(nn.Module):
         )(z)
         h = h.reshape(z.shape[0], s, s, widths[0])
         for i, w in enumerate(widths[1:]):
-            h = GBlock(w, self.num_classes, self.upsample, self.dtype, name=f"block{i + 1}")(
-                h, labels, train
+            block = _GBlock(
+                w,
+                num_classes=self.num_classes,
+                upsample=self.upsample,
+                dtype=self.dtype,
+                name=f"block{i + 1}",
             )
-        h = blocks.ConditionalBatchNorm(num_classes=0, dtype=self.dtype, name="bn_out")(
-            h, None, train=train
+            h = block(h, labels, train)
+        return blocks.image_output(
+            h, self.channels, kernel_init=XAVIER_1, dtype=self.dtype, train=train, spectral=False
         )
-        h = _conv(self.channels, 3, XAVIER_1, self.dtype, "conv_out")(nn.relu(h))
-        return jnp.tanh(h.astype(jnp.float32))
 
 
-class Discriminator(nn.Module):
-    """images [B, H, W, C] (+ labels [B]) -> logits [B] float32.
+class Discriminator(blocks.ResNetDiscriminator):
+    """images [B, H, W, C] (+ labels [B]) -> logits [B] float32 (`blocks.ResNetDiscriminator`).
 
     Attributes:
       image_size: 32, 48, 64 or 128.
@@ -360,40 +204,28 @@ class Discriminator(nn.Module):
       dtype: compute dtype; params, spectral vectors and the head stay float32.
     """
 
-    image_size: int = 32
     width: int = 128
-    num_classes: int = 0
-    dtype: Dtype = jnp.float32
 
-    @nn.compact
-    def __call__(self, x: jax.Array, labels=None, train: bool = False) -> jax.Array:
-        """Scores images; `train` runs one power iteration per layer and updates 'spectral'.
-
-        Args:
-          x: images [B, image_size, image_size, C].
-          labels: int class ids [B] (conditional models only; ignored when num_classes = 0).
-          train: spectral-norm mode.
-
-        Returns:
-          float32 logits [B].
-        """
+    def body(self, x: jax.Array, train: bool) -> jax.Array:
+        """The OptimizedDBlock, then the DBlocks."""
         lay = layout(self.image_size)
-        if x.shape[1:3] != (self.image_size, self.image_size):
-            raise ValueError(f"expected {self.image_size}px images, got shape {x.shape}")
-        labels = _check_labels(labels, self.num_classes, x.shape[0])
-        widths = [self.width * m for m in lay.d_mults]
-        h = OptimizedDBlock(widths[0], self.dtype, name="block1")(x, train)
-        for i, (w, down) in enumerate(zip(widths[1:], lay.d_down[1:], strict=True)):
-            h = DBlock(w, down, self.dtype, name=f"block{i + 2}")(h, train)
-        # Sum pooling and head in float32: a bfloat16 sum over 64 pixels would lose ~2 digits.
-        h = nn.relu(h).astype(jnp.float32).sum((1, 2))
-        out = SNDense(1, kernel_init=XAVIER_1, name="linear")(h, update=train)[:, 0]
-        if self.num_classes > 0:
-            emb = SNEmbed(self.num_classes, widths[-1], embedding_init=XAVIER_1, name="embed")(
-                labels, update=train
-            )
-            out = out + (emb * h).sum(-1)
-        return out
+        for i, (m, down) in enumerate(zip(lay.d_mults, lay.d_down, strict=True)):
+            first = i == 0
+            x = _DBlock(
+                self.width * m,
+                downsample=down,
+                preactivation=not first,
+                hidden_is_input=not first,
+                dtype=self.dtype,
+                name=f"block{i + 1}",
+            )(x, train)
+        return x
+
+    def head(self, h: jax.Array, labels: jax.Array | None, train: bool) -> jax.Array:
+        """`blocks.projection_head` with Xavier initialisation (gain 1)."""
+        return blocks.projection_head(
+            h, labels, self.num_classes, kernel_init=XAVIER_1, sn_eps=1e-12, train=train
+        )
 
 
 def validate(config) -> None:
@@ -405,12 +237,7 @@ def validate(config) -> None:
     Raises:
       ConfigError: naming the key and what is allowed.
     """
-    config_lib.choice(config, "data.image_size", SIZES)
-    config_lib.choice(config, "data.channels", (1, 3))
-    config_lib.positive_int(config, "model.z_dim")
-    config_lib.positive_int(config, "model.g_width")
-    config_lib.positive_int(config, "model.d_width")
-    config_lib.choice(config, "model.dtype", DTYPES)
+    blocks.validate_common(config, SIZES)
     if "upsample" in config.model:
         config_lib.choice(config, "model.upsample", UPSAMPLES)
 

@@ -150,6 +150,21 @@ def _normalized(
     return _divide_by_sigma(module, weight, w_mat, u, v, update, n_power_iterations, eps)
 
 
+def _apply_normalized(module, x, kernel_shape, to_matrix, op, update: bool) -> jax.Array:
+    """SNDense's / SNConv's call: `op(x, kernel / sigma) + bias` in `module.dtype`.
+
+    Creates the params `kernel` (`kernel_shape`) and, if `module.use_bias`, `bias`
+    [features], both float32; `op(inputs, kernel)` is the layer's linear map.
+    """
+    kernel = module.param("kernel", module.kernel_init, kernel_shape, jnp.float32)
+    kernel = _normalized(module, kernel, to_matrix, update, module.n_power_iterations, module.eps)
+    y = op(x.astype(module.dtype), kernel.astype(module.dtype))
+    if module.use_bias:
+        bias = module.param("bias", module.bias_init, (module.features,), jnp.float32)
+        y = y + bias.astype(module.dtype)
+    return y
+
+
 def dense_matrix(kernel: jax.Array) -> jax.Array:
     """PyTorch Linear's weight [out, in] from our kernel [in, out]."""
     return kernel.T
@@ -199,13 +214,8 @@ class SNDense(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, update: bool) -> jax.Array:
         """Applies the layer to [..., in]; `update` runs and stores power iterations."""
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
-        kernel = _normalized(self, kernel, dense_matrix, update, self.n_power_iterations, self.eps)
-        y = x.astype(self.dtype) @ kernel.astype(self.dtype)
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-            y = y + bias.astype(self.dtype)
-        return y
+        shape = (x.shape[-1], self.features)
+        return _apply_normalized(self, x, shape, dense_matrix, jnp.matmul, update)
 
 
 class SNConv(nn.Module):
@@ -243,19 +253,17 @@ class SNConv(nn.Module):
     def __call__(self, x: jax.Array, update: bool) -> jax.Array:
         """Applies the convolution to [B, H, W, in]; `update` runs and stores power iterations."""
         shape = (*self.kernel_size, x.shape[-1], self.features)
-        kernel = self.param("kernel", self.kernel_init, shape, jnp.float32)
-        kernel = _normalized(self, kernel, conv_matrix, update, self.n_power_iterations, self.eps)
-        y = lax.conv_general_dilated(
-            x.astype(self.dtype),
-            kernel.astype(self.dtype),
-            tuple(self.strides),
-            _conv_padding(self.padding),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-            y = y + bias.astype(self.dtype)
-        return y
+
+        def conv(inputs, kernel):
+            return lax.conv_general_dilated(
+                inputs,
+                kernel,
+                tuple(self.strides),
+                _conv_padding(self.padding),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            )
+
+        return _apply_normalized(self, x, shape, conv_matrix, conv, update)
 
 
 class SNEmbed(nn.Module):
