@@ -60,17 +60,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
     if preset == "digits":
         c.data.source = "digits"
-        c.data.channels = 1
-        c.model.g_width = 16  # minutes on a CPU; attention at 16 px keeps >= 8 channels
-        c.model.d_width = 16
-        c.model.attn_res = 16
-        c.d_steps = 2
+        common.short_cpu_run(c, width=16)  # attention at 16 px keeps >= 8 channels
         c.ema_decay = 0.999
         c.ema_start = 250
-        c.num_steps = 1000
-        c.log_every = 50
-        c.sample_every = 250
-        c.checkpoint_every = 250
     elif preset == "cifar10":
         c.data.source = "tfds"
         c.data.name = "cifar10"
@@ -78,16 +70,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         c.data.source = "tfds"
         c.data.name = "mnist"
         c.data.label_key = "y_train"  # used when --config.data.source=npz
-        c.data.channels = 1
-        c.model.g_width = 32
-        c.model.d_width = 32
-        c.d_steps = 2
+        common.short_cpu_run(c, width=32)
         c.ema_decay = 0.999
         c.ema_start = 250
-        c.num_steps = 1000
-        c.log_every = 50
-        c.sample_every = 250
-        c.checkpoint_every = 250
     elif preset == "folder":
         c.data.source = "folder"
         c.data.labels = "subfolders"

@@ -7,6 +7,18 @@ is used (the model's keys in its own `validate`).
 import ml_collections
 
 
+def short_cpu_run(c: ml_collections.ConfigDict, *, width: int) -> None:
+    """The settings of the small offline presets (digits, MNIST): one channel, narrow
+    networks, 2 D steps per G step, 1,000 G steps, frequent logs, grids and checkpoints."""
+    c.data.channels = 1
+    c.model.g_width = c.model.d_width = width
+    c.d_steps = 2
+    c.num_steps = 1000
+    c.log_every = 50
+    c.sample_every = 250
+    c.checkpoint_every = 250
+
+
 def base(preset: str) -> ml_collections.ConfigDict:
     """The common keys at the seed's values (DCGAN's recipe); presets change them."""
     c = ml_collections.ConfigDict()

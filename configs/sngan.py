@@ -65,19 +65,12 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     if preset == "digits":
         # Offline: 1,797 digits inside scikit-learn, one row per class in the sample grids.
         c.data.source = "digits"
-        c.data.channels = 1
         c.model.num_classes = 10
-        c.model.g_width = 32
-        c.model.d_width = 32
+        common.short_cpu_run(c, width=32)
         # A short run: 1e-3 without decay lets the class embeddings of G's batch norms move
         # far enough in 1,000 steps (at the paper's 2e-4, decayed, G ignored the labels).
         c.optim.g_lr = c.optim.d_lr = 1e-3
         c.optim.schedule = "constant"
-        c.d_steps = 2
-        c.num_steps = 1000
-        c.log_every = 50
-        c.sample_every = 250
-        c.checkpoint_every = 250
     elif preset in ("cifar10", "cifar10_cond"):
         c.data.source = "tfds"
         c.data.name = "cifar10"
@@ -87,17 +80,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         c.data.source = "tfds"
         c.data.name = "mnist"
         c.data.label_key = "y_train"  # used when --config.data.source=npz
-        c.data.channels = 1
         c.model.num_classes = 10
-        c.model.g_width = 32
-        c.model.d_width = 32
+        common.short_cpu_run(c, width=32)
         c.optim.g_lr = c.optim.d_lr = 1e-3  # as :digits
         c.optim.schedule = "constant"
-        c.d_steps = 2
-        c.num_steps = 1000
-        c.log_every = 50
-        c.sample_every = 250
-        c.checkpoint_every = 250
     elif preset in ("anime", "folder"):
         # A folder of images at 64 px (the anime faces, an artist's paintings).
         c.data.source = "folder"

@@ -62,6 +62,15 @@ class FidHook:
         self.config = config
         self.objective = objectives.build(config)
         self._sampling_variables = state_lib.sampling_variables_fn(config, self.objective)
+        objective = self.objective
+
+        # Compiled once for the run, not at every evaluation.
+        @jax.jit
+        def apply(variables, z, labels):
+            x = objective.run_G(variables, z, labels, train=False)[0]
+            return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+        self._apply = apply
         self.every = int(config.eval.fid_every)
         self.num_samples = int(config.eval.num_samples)
         self.batch_size = int(config.eval.batch_size)
@@ -193,11 +202,7 @@ class FidHook:
         variables = jax.device_put(variables, jax.devices()[0])
         objective = self.objective
         classes = objective.num_classes
-
-        @jax.jit
-        def apply(variables, z, labels):
-            x = objective.run_G(variables, z, labels, train=False)[0]
-            return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+        apply = self._apply
 
         def generate(num, seed):
             for lo in range(0, num, self.batch_size):

@@ -20,6 +20,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -207,8 +208,6 @@ def batch_shardings(mesh: jax.sharding.Mesh):
 
 def stack_batches(local_batches: list[dict]) -> dict:
     """d_steps local batches {'image', 'label'} -> one with a leading d_steps axis."""
-    import numpy as np  # noqa: PLC0415
-
     return {k: np.stack([b[k] for b in local_batches]) for k in ("image", "label")}
 
 
