@@ -50,13 +50,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.reg.ortho = 1e-4  # BigGAN's orthogonal regulariser on G
     c.ema_decay = 0.9999
     c.ema_start = 1000  # the EMA is G itself until then (BigGAN, StudioGAN)
-    c.num_epochs = 0
-    c.num_steps = 100_000
-    c.data.image_size = 32
-    c.data.channels = 3
-    c.log_every = 100
-    c.sample_every = 1000
-    c.checkpoint_every = 2000
+    common.long_run(c)
 
     if preset == "digits":
         c.data.source = "digits"

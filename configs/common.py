@@ -7,12 +7,26 @@ is used (the model's keys in its own `validate`).
 import ml_collections
 
 
-def short_cpu_run(c: ml_collections.ConfigDict, *, width: int) -> None:
+def long_run(c: ml_collections.ConfigDict) -> None:
+    """The schedule of the papers' presets: 100k G steps of 32 px colour images, a log line
+    every 100 steps, a grid every 1,000 and a checkpoint every 2,000."""
+    c.num_epochs = 0
+    c.num_steps = 100_000
+    c.data.image_size = 32
+    c.data.channels = 3
+    c.log_every = 100
+    c.sample_every = 1000
+    c.checkpoint_every = 2000
+
+
+def short_cpu_run(c: ml_collections.ConfigDict, *, width: int | None, d_steps: int = 2) -> None:
     """The settings of the small offline presets (digits, MNIST): one channel, narrow
-    networks, 2 D steps per G step, 1,000 G steps, frequent logs, grids and checkpoints."""
+    networks (G and D widths `width`; None leaves them), `d_steps` D steps per G step, 1,000
+    G steps, frequent logs, grids and checkpoints."""
     c.data.channels = 1
-    c.model.g_width = c.model.d_width = width
-    c.d_steps = 2
+    if width is not None:
+        c.model.g_width = c.model.d_width = width
+    c.d_steps = d_steps
     c.num_steps = 1000
     c.log_every = 50
     c.sample_every = 250
@@ -70,10 +84,14 @@ def base(preset: str) -> ml_collections.ConfigDict:
     c.reg.r2_every = 1
     c.reg.ortho = 0.0  # BigGAN's orthogonal regulariser on G's weights
     c.reg.ortho_every = 1
+    c.reg.pl = 0.0  # StyleGAN2's path-length regulariser on G (weight; 2 in the paper)
+    c.reg.pl_every = 4
 
-    # DiffAugment for every D input (gan_jax/augment): '' = off.
+    # Augmentation of every D input (gan_jax/augment): off unless a mode or a policy is set.
     c.augment = ml_collections.ConfigDict()
-    c.augment.policy = ""  # e.g. 'color,translation,cutout'
+    c.augment.mode = ""  # ada | diffaugment | fixed:P | none; '' = the keys below
+    c.augment.pipeline = "diffaugment"  # diffaugment | ada (ADA's geometric + colour ops)
+    c.augment.policy = ""  # e.g. 'color,translation,cutout' (DiffAugment), 'bgc' (ADA)
     c.augment.p = 1.0  # per-sample probability of each transform (the start, when adaptive)
     c.augment.adaptive = False  # ADA's heuristic: move p so that E[sign D(real)] -> target
     c.augment.target = 0.6

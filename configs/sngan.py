@@ -54,13 +54,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.optim.g_b1 = c.optim.d_b1 = 0.0
     c.optim.g_b2 = c.optim.d_b2 = 0.9
     c.ema_decay = 0.0  # the paper keeps no EMA
-    c.num_epochs = 0
-    c.num_steps = 100_000
-    c.data.image_size = 32
-    c.data.channels = 3
-    c.log_every = 100
-    c.sample_every = 1000
-    c.checkpoint_every = 2000
+    common.long_run(c)
 
     if preset == "digits":
         # Offline: 1,797 digits inside scikit-learn, one row per class in the sample grids.

@@ -121,9 +121,10 @@ def validate_common(config: ml_collections.ConfigDict, *, num_devices: int, num_
 
     positive_int(config, "d_steps")
     number_in(config, "ema_decay", 0.0, 1.0, high_open=True)
-    for key in ("ema_start", "ema_rampup_steps"):
-        if key in config:
-            positive_int(config, key, zero_ok=True)
+    if "ema_start" in config:
+        positive_int(config, "ema_start", zero_ok=True)
+    if "ema_rampup" in config:  # 0 = no ramp
+        number_in(config, "ema_rampup", 0.0, 1e12)
     choice(config, "on_nonfinite", NONFINITE)
     for key in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
         positive_int(config, key)

@@ -73,6 +73,28 @@ ZOO = {
         "augment.adjust_every": 1,
         "augment.speed_images": 1000,
     },
+    "stylegan2": {
+        "model.name": "stylegan2",
+        "model.num_classes": 10,
+        "model.w_dim": 16,
+        "model.channel_base": 128,  # 4 px: 16 ... 32 px: 4 channels
+        "model.channel_max": 16,
+        "model.map_layers": 2,
+        "model.mbstd_group": 4,
+        "model.style_mixing": 0.9,
+        "optim.g_b1": 0.0,
+        "optim.d_b1": 0.0,
+        "optim.g_b2": 0.99,
+        "optim.d_b2": 0.99,
+        "reg.r1": 0.1,
+        "reg.r1_every": 2,
+        "reg.pl": 2.0,
+        "reg.pl_every": 2,
+        "augment.mode": "ada",
+        "augment.adjust_every": 1,
+        "augment.speed_images": 1000,
+        "ema_rampup": 0.072,
+    },
 }
 
 

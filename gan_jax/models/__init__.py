@@ -28,6 +28,7 @@ MODELS = {
     "dcgan": "gan_jax.models.dcgan",
     "sngan": "gan_jax.models.sngan",
     "biggan": "gan_jax.models.biggan",
+    "stylegan2": "gan_jax.models.stylegan2",
 }
 
 

@@ -12,11 +12,13 @@ regulariser and style mixing) subclasses it.
 
 from gan_jax.objectives.gan import GANObjective
 from gan_jax.objectives.regularisers import Context, Regulariser
+from gan_jax.objectives.stylegan2 import StyleGAN2Objective
 
 OBJECTIVES = {
     "dcgan": GANObjective,
     "sngan": GANObjective,
     "biggan": GANObjective,
+    "stylegan2": StyleGAN2Objective,
 }
 
 
@@ -26,4 +28,4 @@ def build(config) -> GANObjective:
     return cls(config)
 
 
-__all__ = ["OBJECTIVES", "Context", "GANObjective", "Regulariser", "build"]
+__all__ = ["OBJECTIVES", "Context", "GANObjective", "Regulariser", "StyleGAN2Objective", "build"]

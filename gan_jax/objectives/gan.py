@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import losses, models
-from gan_jax.augment import adaptive, diffaugment
+from gan_jax.augment import adaptive
 from gan_jax.augment import config as augment_config
 from gan_jax.objectives import regularisers as reg_lib
 
@@ -42,6 +42,7 @@ class GANObjective:
         gp = float(config.loss.get("gp_weight", 10.0)) if self.loss.gradient_penalty else 0.0
         self.regularisers = reg_lib.from_config(config, gradient_penalty_weight=gp)
         aug = augment_config.settings(config)
+        self.augmentation = aug
         self.policy = ",".join(aug.policy)
         self.adaptive = aug.adaptive
         self.fixed_p = aug.p
@@ -87,8 +88,12 @@ class GANObjective:
 
     # -- the networks -------------------------------------------------------------------
 
-    def run_G(self, variables, z, labels, *, train: bool):
-        """Images from G; returns (images, updated non-parameter collections)."""
+    def run_G(self, variables, z, labels, *, train: bool, key=None):
+        """Images from G; returns (images, updated non-parameter collections).
+
+        `key` feeds G's own randomness while training (StyleGAN2's noise and style mixing);
+        these families have none and ignore it.
+        """
         params, rest = _split_variables(variables)
         labels = self.labels_or_none(labels)
         if not train or not rest:
@@ -104,7 +109,7 @@ class GANObjective:
         augmented the same way (with independent random parameters per sample).
         """
         if self.policy and key is not None:
-            images = diffaugment.augment(images, key, policy=self.policy, p=p)
+            images = self.augmentation.apply(images, key, p)
         params, rest = _split_variables(variables)
         labels = self.labels_or_none(labels)
         if not train or not rest:
@@ -216,15 +221,20 @@ class GANObjective:
         logits, rest = self.run_D(d_variables, fake, fake_y, key=key, p=p, train=True)
         return self.loss.g_loss(logits), rest
 
-    def g_regularisation(self, g_params, *, key, step):
-        """The weighted sum of G's regularisers of its parameters, and their values."""
+    def g_regularisation(self, g_params, g_rest, *, key, step, extra, batch_size):
+        """The weighted sum of G's regularisers, and (their values, the updated `extra`).
+
+        Here every G regulariser reads only the parameters; a family whose regulariser runs
+        G (StyleGAN2's path length) overrides this and keeps its statistics in `extra`.
+        """
+        del g_rest, batch_size
         values, total = {}, jnp.zeros((), jnp.float32)
         for i, reg in enumerate(r for r in self.regularisers if r.net == "G"):
             ctx = reg_lib.Context(params=g_params, key=jax.random.fold_in(key, i))
             value, weighted = self._weighted(reg, ctx, step)
             values[reg.name] = value
             total = total + weighted
-        return total, values
+        return total, (values, extra)
 
     @property
     def has_g_regularisers(self) -> bool:

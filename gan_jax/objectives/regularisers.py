@@ -157,11 +157,19 @@ def from_config(config, *, gradient_penalty_weight: float = 0.0) -> tuple[Regula
 
 
 def validate(config) -> None:
-    """Checks config.reg.{r1, r2, ortho} (weights >= 0) and their `_every` intervals."""
+    """Checks config.reg.{r1, r2, ortho, pl} (weights >= 0) and their `_every` intervals."""
     if "reg" not in config:
         return
-    for name in ("r1", "r2", "ortho"):
+    for name in ("r1", "r2", "ortho", "pl"):
         if name in config.reg:
             config_lib.number_in(config, f"reg.{name}", 0.0, 1e6)
         if f"{name}_every" in config.reg:
             config_lib.positive_int(config, f"reg.{name}_every")
+    # Path length runs G's mapping and synthesis: only StyleGAN2's objective has it.
+    if float(config.reg.get("pl", 0.0) or 0.0) > 0:
+        config_lib.require(
+            config.model.get("name", "") == "stylegan2",
+            "reg.pl",
+            f"path-length regularisation is StyleGAN2's (model.name is "
+            f"{config.model.get('name', '')!r}); set reg.pl=0",
+        )

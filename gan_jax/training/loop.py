@@ -290,6 +290,11 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
             }
             state, metrics = train_step(state, batch)
             pending.append(metrics)  # device arrays: no host sync per step
+            if len(pending) >= 2:
+                # At most two steps in flight. Dispatch is asynchronous: unchecked, the host
+                # runs up to a log interval ahead of the device, and a stop signal (a
+                # preemption's grace period) would wait for every queued step before the save.
+                jax.block_until_ready(pending[-2]["d_loss"])
             step += 1
             for hook in hooks:
                 hook(step)

@@ -45,11 +45,15 @@ def ema_decay_at(config, step):
         TF's ExponentialMovingAverage with num_updates (StyleGAN2 ramps its half-life the
         same way, by images seen);
       - `ema_start` (BigGAN): until that step the average is G itself.
+    `ema_rampup = 0` turns the ramp off.
     """
     t = step.astype(jnp.float32)
     r = float(config.get("ema_rampup", EMA_RAMPUP))
-    window = r * (1.0 + t)
-    decay = jnp.minimum(config.ema_decay, window / (1.0 + window))
+    if r > 0:
+        window = r * (1.0 + t)
+        decay = jnp.minimum(config.ema_decay, window / (1.0 + window))
+    else:  # no ramp (StyleGAN2's paper256 spec)
+        decay = jnp.full_like(t, config.ema_decay)
     start = int(config.get("ema_start", 0) or 0)
     return jnp.where(step < start, 0.0, decay) if start else decay
 
@@ -106,9 +110,10 @@ def train_step(
         z_key, d_key = jax.random.split(jax.random.fold_in(step_key, k))
         z, fake_y = objective.sample_latents(z_key, batch_size)
         z, fake_y = constrain(z), constrain(fake_y)
+        noise_key = jax.random.fold_in(z_key, 2)  # G's own randomness (noise, style mixing)
 
-        def g_forward(p, rest=g_rest, z=z, fake_y=fake_y):
-            return objective.run_G({**rest, "params": p}, z, fake_y, train=True)
+        def g_forward(p, rest=g_rest, z=z, fake_y=fake_y, noise_key=noise_key):
+            return objective.run_G({**rest, "params": p}, z, fake_y, train=True, key=noise_key)
 
         if k == d_steps - 1:
             # Keep the pullback: G's update below reuses this forward pass.
@@ -139,15 +144,23 @@ def train_step(
         fake, fake_y, d_vars, key=g_key, extra=state.extra
     )
     (g_grads,) = g_pullback(dfake)
+    extra = state.extra
     if objective.has_g_regularisers:
-        (_, g_reg_values), g_reg_grads = jax.value_and_grad(
+        (_, (g_reg_values, extra)), g_reg_grads = jax.value_and_grad(
             objective.g_regularisation, has_aux=True
-        )(g_params, key=jax.random.fold_in(g_key, 1), step=state.step)
+        )(
+            g_params,
+            g_rest,
+            key=jax.random.fold_in(g_key, 1),
+            step=state.step,
+            extra=extra,
+            batch_size=batch_size,
+        )
         g_grads = jax.tree.map(jnp.add, g_grads, g_reg_grads)
         reg_values = {**reg_values, **g_reg_values}
     finite = d_grad_ok & _all_finite(g_grads) & jnp.isfinite(g_loss)
     extra = objective.update_extra(
-        state.extra, real_logits_all, step=state.step, images_per_step=batch_size * d_steps
+        extra, real_logits_all, step=state.step, images_per_step=batch_size * d_steps
     )
 
     def apply_step():
