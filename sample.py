@@ -7,6 +7,8 @@ The run's config is read from WORKDIR/config.json; nothing about the model is re
   python sample.py --workdir=/tmp/dcgan_digits --mode=images --num=10000 --out=/tmp/fakes
   python sample.py --workdir=/tmp/dcgan_digits --mode=interpolate --seeds=1,2,3 --frames=90
   python sample.py --workdir=/tmp/dcgan_digits --mode=walk --num=16 --frames=120 --format=gif
+  python sample.py --workdir=runs/sg2_anime --truncation=0.7 --noise_mode=random
+  python sample.py --workdir=runs/sg2_anime --mode=style_mix --rows=1,2 --cols=5,6,7 --layers=0-3
 
 Modes:
   grid         one PNG of --num images, --cols per row (default: square).
@@ -15,12 +17,19 @@ Modes:
                the first to the last key, --frames frames, as --format (gif, mp4, strip).
   walk         the same through --keys random points, closing the loop: it repeats seamlessly.
   With --num > 1, interpolate and walk animate --num paths side by side in a grid.
+  style_mix    StyleGAN2: a grid whose cell (r, c) takes the styles of --layers from seed
+               --rows[r] and the rest from seed --cols[c]; the top row and left column show
+               the seeds' own images.
+
+StyleGAN2 runs: --truncation=psi pulls w toward the average w (1 = none, 0.5-0.7 typical);
+--noise_mode picks the per-pixel noise (const: the same every call; random: from the seed).
 
 Default outputs go to WORKDIR/generated/ and are named after the mode, step and seed. Image i of
 --seed=S is always the same latent, so the same seed gives the same pixels (for the same
 --batch_size), and --seeds=S starts at image 0 of --seed=S's grid.
 """
 
+import dataclasses
 import logging as logging_std
 import os
 
@@ -37,7 +46,8 @@ if __name__ == "__main__":
 platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
 platform_lib.enable_compilation_cache()
 
-MODES = ("grid", "images", "interpolate", "walk")
+MODES = ("grid", "images", "interpolate", "walk", "style_mix")
+NOISE_MODES = ("const", "random", "none")
 FORMATS = ("gif", "mp4", "strip")
 
 FLAGS = flags.FLAGS
@@ -46,11 +56,22 @@ flags.DEFINE_string("step", "latest", "Checkpoint: 'latest', a step number, or '
 flags.DEFINE_bool("no_ema", False, "Use the raw generator weights instead of their EMA.")
 flags.DEFINE_enum("mode", "grid", MODES, "What to make.")
 flags.DEFINE_integer("num", None, "Images (grid, images) or parallel paths (interpolate, walk).")
-flags.DEFINE_integer("cols", None, "Grid columns (default: square); frames in the filmstrip.")
+flags.DEFINE_string(
+    "cols",
+    None,
+    "Grid columns (default: square); frames in the filmstrip; style_mix: the column seeds.",
+)
+flags.DEFINE_list("rows", [], "style_mix: the seeds whose styles at --layers are mixed in.")
+flags.DEFINE_string("layers", "0-3", "style_mix: w layers taken from the rows ('0-3', '4,5').")
+flags.DEFINE_enum("noise_mode", None, NOISE_MODES, "StyleGAN2's noise inputs (default const).")
 flags.DEFINE_integer("seed", 0, "Latent seed: the same seed gives the same pixels.")
 flags.DEFINE_list("seeds", [], "interpolate: key points, one per seed (image 0 of its grid).")
 flags.DEFINE_integer("keys", None, "Random key points when --seeds is not given (2; walk 4).")
-flags.DEFINE_float("truncation", None, "Truncation trick: redraw latent entries with |z| > t.")
+flags.DEFINE_float(
+    "truncation",
+    None,
+    "Truncation trick: redraw latent entries with |z| > t; StyleGAN2: psi, w toward its mean.",
+)
 flags.DEFINE_enum("interp", "slerp", ("slerp", "lerp"), "Interpolation: spherical or linear.")
 flags.DEFINE_integer("frames", 60, "Frames of an interpolation or walk.")
 flags.DEFINE_float("fps", 24.0, "Frames per second of GIF and MP4.")
@@ -84,12 +105,25 @@ def _check_flags():
         _fail("--workdir is required (the training run to sample from)")
     if FLAGS.num is not None and FLAGS.num < 1:
         _fail(f"--num must be >= 1, got {FLAGS.num}")
-    if FLAGS.cols is not None and FLAGS.cols < 1:
-        _fail(f"--cols must be >= 1, got {FLAGS.cols}")
+    if FLAGS.mode == "style_mix":
+        for name in ("rows", "cols"):
+            try:
+                seeds = [int(v) for v in _flag_list(name)]
+            except ValueError:
+                _fail(f"--{name} takes seeds separated by commas, got {getattr(FLAGS, name)!r}")
+            if not seeds:
+                _fail(f"--mode=style_mix needs --{name}=SEED,SEED,...")
+    elif FLAGS.rows:
+        _fail("--rows is for --mode=style_mix")
+    elif FLAGS.cols is not None:
+        try:
+            cols = int(FLAGS.cols)
+        except ValueError:
+            _fail(f"--cols takes a number of columns, got {FLAGS.cols!r}")
+        if cols < 1:
+            _fail(f"--cols must be >= 1, got {cols}")
     if FLAGS.batch_size < 1:
         _fail(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
-    if FLAGS.truncation is not None and not FLAGS.truncation > 0:
-        _fail(f"--truncation must be > 0, got {FLAGS.truncation}")
     if FLAGS.scale is not None and FLAGS.scale < 1:
         _fail(f"--scale must be >= 1, got {FLAGS.scale}")
     if FLAGS.mode in ("interpolate", "walk"):
@@ -114,6 +148,19 @@ def _check_flags():
         _fail("--seeds is for --mode=interpolate or --mode=walk")
 
 
+def _flag_list(name: str) -> list[str]:
+    value = getattr(FLAGS, name)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [v.strip() for v in value if v.strip()]
+
+
+def _cols() -> int | None:
+    return None if FLAGS.cols is None else int(FLAGS.cols)
+
+
 def _writable_target(path: str, *, is_dir: bool):
     """Fails unless `path` can be created: its nearest existing ancestor is a writable folder."""
     path = os.path.abspath(path)
@@ -136,8 +183,10 @@ def _outputs(step: int | None, use_ema: bool):
     """The output path (grid: file, images: folder, animations: a dict format -> file)."""
     tag = f"step{step}_seed{FLAGS.seed}" + ("" if use_ema else "_raw")
     default_dir = os.path.join(FLAGS.workdir, "generated")
-    if FLAGS.mode == "grid":
-        path = FLAGS.out or os.path.join(default_dir, f"grid_{tag}.png")
+    if FLAGS.mode in ("grid", "style_mix"):
+        if FLAGS.mode == "style_mix":
+            tag = f"step{step}_layers{FLAGS.layers}" + ("" if use_ema else "_raw")
+        path = FLAGS.out or os.path.join(default_dir, f"{FLAGS.mode}_{tag}.png")
         if not path.lower().endswith(".png"):
             path += ".png"
         _writable_target(path, is_dir=False)
@@ -182,12 +231,36 @@ def _run(handle, sampling):
     target = _outputs(handle.step, handle.use_ema)
     video = FLAGS.mode in ("interpolate", "walk")
     num = FLAGS.num or (1 if video else 64)
-    kwargs = {"truncation": FLAGS.truncation, "labels": label, "batch_size": FLAGS.batch_size}
+    truncation = FLAGS.truncation
+    if handle.is_style_based:  # truncation in w, and the noise inputs
+        handle = dataclasses.replace(
+            handle, psi=truncation or 1.0, noise_mode=FLAGS.noise_mode or "const"
+        )
+        truncation = None
+    elif FLAGS.noise_mode or FLAGS.mode == "style_mix":
+        what = "--noise_mode" if FLAGS.noise_mode else "--mode=style_mix"
+        _fail(f"{what} is for StyleGAN2 runs; '{FLAGS.workdir}' is {handle.config.model.name}")
+    elif truncation is not None and not truncation > 0:
+        _fail(f"--truncation must be > 0, got {truncation}")
+    if FLAGS.mode == "style_mix":
+        rows = [int(v) for v in _flag_list("rows")]
+        cols = [int(v) for v in _flag_list("cols")]
+        grid = sampling.style_mix_grid(handle, rows, cols, layers=FLAGS.layers, label=label)
+        sampling.save_png(sampling.upscale(grid[None], FLAGS.scale or 1)[0], target)
+        logging.info(
+            "Wrote a style-mixing grid of %d x %d seeds (layers %s from the rows) to %s",
+            len(rows),
+            len(cols),
+            FLAGS.layers,
+            target,
+        )
+        return
+    kwargs = {"truncation": truncation, "labels": label, "batch_size": FLAGS.batch_size}
 
     if per_class:
         # One row per class; column j uses latent j of the seed in every row.
-        cols = FLAGS.cols or 8
-        z = sampling.latents(handle.z_dim, cols, seed=FLAGS.seed, truncation=FLAGS.truncation)
+        cols = _cols() or 8
+        z = sampling.latents(handle.z_dim, cols, seed=FLAGS.seed, truncation=truncation)
         z = np.tile(z, (handle.num_classes, 1))
         labels = np.repeat(np.arange(handle.num_classes, dtype=np.int32), cols)
         batches = sampling.render(handle, z, labels=labels, batch_size=FLAGS.batch_size)
@@ -200,7 +273,7 @@ def _run(handle, sampling):
         return
     if FLAGS.mode == "grid":
         images = sampling.generate_array(handle, num, seed=FLAGS.seed, **kwargs)
-        grid = sampling.make_grid(sampling.upscale(images, FLAGS.scale or 1), cols=FLAGS.cols)
+        grid = sampling.make_grid(sampling.upscale(images, FLAGS.scale or 1), cols=_cols())
         sampling.save_png(grid, target)
         logging.info(
             "Wrote a %d-image grid (%dx%d px) to %s", num, grid.shape[1], grid.shape[0], target
@@ -216,21 +289,21 @@ def _run(handle, sampling):
 
     if FLAGS.seeds:
         seeds = [int(s) for s in FLAGS.seeds]
-        keys = sampling.latents_for_seeds(handle.z_dim, seeds, truncation=FLAGS.truncation)
+        keys = sampling.latents_for_seeds(handle.z_dim, seeds, truncation=truncation)
     else:
         k = FLAGS.keys or (4 if FLAGS.mode == "walk" else 2)
-        z = sampling.latents(handle.z_dim, k * num, seed=FLAGS.seed, truncation=FLAGS.truncation)
+        z = sampling.latents(handle.z_dim, k * num, seed=FLAGS.seed, truncation=truncation)
         keys = z.reshape(k, num, handle.z_dim)
     path = sampling.path(keys, FLAGS.frames, method=FLAGS.interp, loop=FLAGS.mode == "walk")
     frames = sampling.render_frames(
         handle,
         path,
-        cols=FLAGS.cols if num > 1 else None,
+        cols=_cols() if num > 1 else None,
         labels=label,
         batch_size=FLAGS.batch_size,
     )
     if "strip" in target:
-        count = FLAGS.cols or min(FLAGS.frames, 10)
+        count = _cols() or min(FLAGS.frames, 10)
         strip_scale = FLAGS.scale or sampling.auto_scale(max(frames.shape[1:3]), 128)
         sampling.save_strip(sampling.upscale(frames, strip_scale), target["strip"], count=count)
     scale = FLAGS.scale or sampling.auto_scale(max(frames.shape[1:3]))
@@ -271,16 +344,18 @@ def main(argv):
     step = FLAGS.step
     try:
         handle = sampling.load_generator(FLAGS.workdir, step, use_ema=not FLAGS.no_ema)
-        decay = float(handle.config.get("ema_decay", 0.0) or 0.0)
+        from gan_jax.training.step import ema_initial_share  # noqa: PLC0415
+
         kind = "EMA" if handle.use_ema else "raw"
         logging.info("Loaded step %d of %s (%s weights)", handle.step, FLAGS.workdir, kind)
-        if handle.use_ema and decay**handle.step > 0.1:
+        share = ema_initial_share(handle.config, handle.step)
+        if handle.use_ema and share > 0.1:
             logging.warning(
                 "the EMA weights at step %d still hold %.0f%% of the initial weights "
                 "(ema_decay %g): images may look like noise; try --no_ema or train longer",
                 handle.step,
-                100 * decay**handle.step,
-                decay,
+                100 * share,
+                handle.config.ema_decay,
             )
         _run(handle, sampling)
     except errors.USER_ERRORS as e:

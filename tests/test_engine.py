@@ -138,6 +138,15 @@ def test_ema_rampup_and_start():
     assert decay[0] == decay[1] == 0.0  # before ema_start the average is G itself
     window = 0.05 * (1.0 + np.asarray(t[2:], np.float64))
     np.testing.assert_allclose(decay[2:], window / (1 + window), rtol=1e-6)
+    # ema_rampup = 0: no ramp (StyleGAN2's paper256 setting).
+    config = tiny_config(ema_decay=0.99, ema_rampup=0.0)
+    np.testing.assert_allclose(step_lib.ema_decay_at(config, t), 0.99, rtol=1e-6)
+    # The initial weights' share, host-side: the product of the decays.
+    assert step_lib.ema_initial_share(config, 10) == pytest.approx(0.99**10)
+    config = tiny_config(ema_decay=0.999)
+    ramp = np.minimum(0.999, (1 + np.arange(50.0)) / (10 + np.arange(50.0)))
+    assert step_lib.ema_initial_share(config, 50) == pytest.approx(np.prod(ramp))
+    assert step_lib.ema_initial_share(tiny_config(ema_decay=0.999, ema_start=5), 3) == 0.0
 
 
 # -- labels through the step ---------------------------------------------------------------

@@ -245,6 +245,17 @@ def test_sample_py_bad_requests_fail_cleanly(workdir, tmp_path):
     _assert_clean_failure(out, "cannot write")
     out = _sample_py(f"--workdir={tmp_path / 'nowhere'}")
     _assert_clean_failure(out, "does not exist")
+    out = _sample_py(f"--workdir={workdir}", "--cols=four")
+    _assert_clean_failure(out, "--cols")
+    out = _sample_py(f"--workdir={workdir}", "--mode=style_mix", "--rows=1,2")
+    _assert_clean_failure(out, "--cols")
+    out = _sample_py(f"--workdir={workdir}", "--rows=1,2")
+    _assert_clean_failure(out, "style_mix")
+    # StyleGAN2's options on a DCGAN run (after loading it: the model decides).
+    out = _sample_py(f"--workdir={workdir}", "--mode=style_mix", "--rows=1", "--cols=2")
+    _assert_clean_failure(out, "StyleGAN2")
+    out = _sample_py(f"--workdir={workdir}", "--truncation=0")
+    _assert_clean_failure(out, "--truncation")
 
 
 def test_sample_py_broken_workdirs_fail_cleanly(workdir, tmp_path):

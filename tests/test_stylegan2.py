@@ -359,3 +359,53 @@ def test_path_length_is_stylegan2s_only():
     c = zoo_config("sngan", **{"reg.pl": 2.0})
     with pytest.raises(ConfigError, match="reg.pl"):
         validation.validate(c, num_devices=1)
+
+
+# -- sampling -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def handle(tiny):
+    from gan_jax import sampling  # noqa: PLC0415
+
+    config, objective, g_vars, _ = tiny
+    # Move w_avg off zero, as training does, so truncation has somewhere to go.
+    z = jax.random.normal(jax.random.PRNGKey(5), (16, config.model.z_dim))
+    _, new = objective.run_G(g_vars, z, jnp.arange(16) % 10, train=True, key=jax.random.PRNGKey(6))
+    return sampling.Generator(
+        config=config,
+        module=objective.generator,
+        variables={**g_vars, **new},
+        step=0,
+        z_dim=int(config.model.z_dim),
+        num_classes=10,
+    )
+
+
+def test_style_mixing_with_the_same_seed_is_the_plain_sample(handle):
+    import dataclasses  # noqa: PLC0415
+
+    from gan_jax import sampling  # noqa: PLC0415
+
+    grid = sampling.style_mix_grid(handle, rows=[3, 4], cols=[3, 4, 5], layers="0-3", padding=0)
+    cells = grid.reshape(3, 32, 4, 32, 1).transpose(0, 2, 1, 3, 4)  # [row, col, H, W, C]
+    plain = [sampling.generate_array(handle, 1, seed=s, labels=0)[0] for s in (3, 4, 5)]
+    for i, seed_image in enumerate(plain):
+        np.testing.assert_array_equal(cells[0, 1 + i], seed_image)  # the columns' own images
+    np.testing.assert_array_equal(cells[1, 0], plain[0])  # the rows' own images
+    np.testing.assert_array_equal(cells[1, 1], plain[0])  # same seed both sides: the plain one
+    np.testing.assert_array_equal(cells[2, 2], plain[1])
+    assert not np.array_equal(cells[1, 3], plain[2])  # mixed: neither seed's own image
+    # psi = 0: every seed renders the average w (constant noise): one image.
+    flat = dataclasses.replace(handle, psi=0.0)
+    images = sampling.generate_array(flat, 4, seed=0, labels=0)
+    assert all(np.array_equal(images[0], im) for im in images[1:])
+    # Random noise changes with the seed and repeats with it; constant noise does not change.
+    noisy = dataclasses.replace(handle, noise_mode="random")
+    a = sampling.generate_array(noisy, 2, seed=1, labels=0)
+    b = sampling.generate_array(noisy, 2, seed=1, labels=0)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(sampling.SamplingError, match="layers"):
+        sampling.style_mix_grid(handle, rows=[1], cols=[2], layers="0-99")
+    with pytest.raises(sampling.SamplingError, match="layers"):
+        sampling.parse_layers("coarse", 8)

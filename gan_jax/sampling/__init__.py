@@ -25,6 +25,7 @@ from gan_jax.sampling.generation import (
     render,
 )
 from gan_jax.sampling.interpolate import lerp, path, slerp
+from gan_jax.sampling.style import parse_layers, render_ws, seed_ws, style_mix_grid
 from gan_jax.sampling.video import (
     auto_scale,
     render_frames,
@@ -47,15 +48,19 @@ __all__ = [
     "lerp",
     "load_generator",
     "make_grid",
+    "parse_layers",
     "path",
     "render",
     "render_frames",
+    "render_ws",
     "save_gif",
     "save_images",
     "save_mp4",
     "save_png",
     "save_strip",
+    "seed_ws",
     "slerp",
+    "style_mix_grid",
     "to_uint8",
     "upscale",
 ]

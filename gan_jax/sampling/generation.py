@@ -48,6 +48,9 @@ class Generator:
       num_classes: classes of a class-conditional model, 0 when unconditional.
       use_ema: whether `variables['params']` are the EMA weights.
       workdir: where it was loaded from ('' when built in memory).
+      psi: StyleGAN2's truncation in w (1 = none; 0 = the average w), else unused.
+      noise_mode: StyleGAN2's noise inputs: 'const' (deterministic), 'random' (drawn from
+        the seed, per batch), 'none'.
     """
 
     config: ml_collections.ConfigDict
@@ -58,10 +61,24 @@ class Generator:
     num_classes: int = 0
     use_ema: bool = False
     workdir: str = ""
+    psi: float = 1.0
+    noise_mode: str = "const"
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
+
+    @property
+    def is_style_based(self) -> bool:
+        """A StyleGAN2 generator: mapping to w, truncation in w, noise inputs, style mixing."""
+        return self.config.model.get("name", "") == "stylegan2"
+
+    def style_kwargs(self, key) -> dict:
+        """Keyword arguments of a StyleGAN2 generator call (none for the other models)."""
+        if not self.is_style_based:
+            return {}
+        rngs = {"noise": key} if self.noise_mode == "random" else None
+        return {"psi": self.psi, "noise_mode": self.noise_mode, "rngs": rngs}
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -71,8 +88,9 @@ class Generator:
     def _apply(self):
         # One compiled function per handle; every batch is padded to one shape, so it
         # compiles once. Converting to uint8 on device quarters the bytes sent to the host.
-        def apply(variables, z, labels):
-            x = self.module.apply(variables, z, labels if self.conditional else None, train=False)
+        def apply(variables, z, labels, key):
+            labels = labels if self.conditional else None
+            x = self.module.apply(variables, z, labels, train=False, **self.style_kwargs(key))
             return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
         return jax.jit(apply)
@@ -253,6 +271,7 @@ def render(
     labels=None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     pad_to: int | None = None,
+    noise_seed: int = 0,
 ) -> Iterator[np.ndarray]:
     """Runs the generator over latents `z` [N, z_dim], one batch at a time.
 
@@ -263,6 +282,8 @@ def render(
       batch_size: images per device call; bounds device memory.
       pad_to: pad every call to this many images (default min(batch_size, N)), so that
         several calls share one compilation.
+      noise_seed: StyleGAN2 with noise_mode 'random': batch i's noise comes from
+        fold_in(PRNGKey(noise_seed), i).
 
     Yields:
       uint8 [b, H, W, C] numpy batches, b <= batch_size, N images in all, in order.
@@ -284,7 +305,8 @@ def render(
         if labels is not None:
             lb = np.zeros((size,), np.int32)
             lb[:b] = labels[lo : lo + b]
-        out = handle._apply(handle.variables, zb, lb)
+        key = jax.random.fold_in(jax.random.PRNGKey(noise_seed), lo // size)
+        out = handle._apply(handle.variables, zb, lb, key)
         yield np.asarray(jax.device_get(out))[:b]
 
 
@@ -319,7 +341,14 @@ def generate(
         b = min(batch_size, num - lo)
         z = latents(handle.z_dim, b, seed=seed, truncation=truncation, start=lo)
         lb = None if all_labels is None else all_labels[lo : lo + b]
-        yield from render(handle, z, labels=lb, batch_size=batch_size, pad_to=min(batch_size, num))
+        yield from render(
+            handle,
+            z,
+            labels=lb,
+            batch_size=batch_size,
+            pad_to=min(batch_size, num),
+            noise_seed=seed + lo,
+        )
 
 
 def generate_array(handle: Generator, num: int, **kwargs) -> np.ndarray:

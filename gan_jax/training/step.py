@@ -58,6 +58,18 @@ def ema_decay_at(config, step):
     return jnp.where(step < start, 0.0, decay) if start else decay
 
 
+def ema_initial_share(config, step: int) -> float:
+    """How much of G's initial weights the EMA still holds after `step` steps: the product
+    of `ema_decay_at` over t < step (host-side, NumPy)."""
+    decay = float(config.get("ema_decay", 0.0) or 0.0)
+    if decay <= 0 or int(config.get("ema_start", 0) or 0) > 0 or step <= 0:
+        return 0.0 if step > 0 or decay <= 0 else 1.0  # with ema_start the EMA copies G
+    t = np.arange(int(step), dtype=np.float64)
+    r = float(config.get("ema_rampup", EMA_RAMPUP))
+    d = np.full_like(t, decay) if r <= 0 else np.minimum(decay, r * (1 + t) / (1 + r * (1 + t)))
+    return float(np.prod(d))
+
+
 def train_step(
     state: GANState,
     batch,
