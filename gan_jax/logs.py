@@ -45,7 +45,7 @@ class _OwnInfoOnly(logging_std.Filter):
         return (
             record.levelno >= logging_std.WARNING
             or "/gan_jax/" in path
-            or path.endswith(("/train.py", "/sample.py", "/evaluate.py"))
+            or path.endswith(("/train.py", "/sample.py", "/evaluate.py", "/project.py"))
         )
 
 
@@ -56,3 +56,19 @@ def quiet_library_logs():
     handler = logging.get_absl_handler()  # every record, absl's or Python logging's, ends here
     if not any(isinstance(f, _OwnInfoOnly) for f in handler.filters):
         handler.addFilter(_OwnInfoOnly())
+
+
+class _QuietOrbaxReads(logging_std.Filter):
+    """Drops orbax's notices below ERROR ('setting max_to_keep=None', metadata not found):
+    not news to a program that only reads checkpoints."""
+
+    def filter(self, record):
+        path = record.pathname.replace(os.sep, "/")
+        return "/orbax/" not in path or record.levelno >= logging_std.ERROR
+
+
+def quiet_checkpoint_reads():
+    """For the read-only entry points (sample.py, evaluate.py, project.py)."""
+    for target in (logging.get_absl_handler(), logging_std.getLogger()):
+        if not any(isinstance(f, _QuietOrbaxReads) for f in target.filters):
+            target.addFilter(_QuietOrbaxReads())

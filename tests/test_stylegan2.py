@@ -409,3 +409,44 @@ def test_style_mixing_with_the_same_seed_is_the_plain_sample(handle):
         sampling.style_mix_grid(handle, rows=[1], cols=[2], layers="0-99")
     with pytest.raises(sampling.SamplingError, match="layers"):
         sampling.parse_layers("coarse", 8)
+
+
+def test_bfloat16_top_resolutions_stay_close_to_float32():
+    kw = dict(
+        image_size=32, channels=3, z_dim=8, w_dim=8, map_layers=1, channel_base=128, channel_max=16
+    )
+    g32, g16 = sg2.Generator(**kw), sg2.Generator(**kw, bf16_res=2)
+    z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
+    v = g32.init(jax.random.PRNGKey(1), z)
+    a, b = g32.apply(v, z), g16.apply(v, z)  # same variables: the dtype is not a parameter
+    assert b.dtype == jnp.float32 and bool(jnp.isfinite(b).all())
+    assert float(jnp.max(jnp.abs(a - b))) < 0.1 * float(jnp.max(jnp.abs(a))) + 1e-3
+    dkw = dict(image_size=32, channel_base=128, channel_max=16)
+    d32, d16 = sg2.Discriminator(**dkw), sg2.Discriminator(**dkw, bf16_res=2)
+    dv = d32.init(jax.random.PRNGKey(2), a)
+    la, lb = d32.apply(dv, a), d16.apply(dv, a)
+    assert lb.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(lb), np.asarray(la), rtol=0.1, atol=0.05)
+
+
+def test_projector_recovers_a_generated_image(handle, tmp_path):
+    from gan_jax import sampling  # noqa: PLC0415
+
+    target_ws = sampling.seed_ws(handle, [7], labels=0)
+    target = sampling.render_ws(handle, target_ws)[0].astype(np.float32) / 127.5 - 1.0
+    other = sampling.render_ws(handle, sampling.seed_ws(handle, [8], labels=0))[0]
+    baseline = sampling.psnr(other.astype(np.float32) / 127.5 - 1.0, target)
+    result = sampling.project(handle, target, steps=60, feature_weight=0.0, frame_every=20)
+    assert result.ws.shape == target_ws.shape[1:]
+    assert result.frames.shape[0] == 4 and result.losses[-1] < result.losses[0]
+    assert result.psnr > baseline + 3.0, (result.psnr, baseline)
+    # A file for the model: cropped and resized; a grey file for a colour model is an error.
+    from PIL import Image  # noqa: PLC0415
+
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "grey.png")
+    assert sampling.load_target(str(tmp_path / "grey.png"), handle).shape == (32, 32, 1)
+    with pytest.raises(sampling.SamplingError, match="does not exist"):
+        sampling.load_target(str(tmp_path / "missing.png"), handle)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(sampling.SamplingError, match="cannot read"):
+        sampling.load_target(str(tmp_path / "bad.png"), handle)

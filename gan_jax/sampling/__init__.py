@@ -25,6 +25,7 @@ from gan_jax.sampling.generation import (
     render,
 )
 from gan_jax.sampling.interpolate import lerp, path, slerp
+from gan_jax.sampling.projector import Projection, load_target, project, psnr
 from gan_jax.sampling.style import parse_layers, render_ws, seed_ws, style_mix_grid
 from gan_jax.sampling.video import (
     auto_scale,
@@ -38,6 +39,7 @@ from gan_jax.sampling.video import (
 __all__ = [
     "BEST_DIR",
     "Generator",
+    "Projection",
     "SamplingError",
     "auto_scale",
     "from_state",
@@ -47,9 +49,12 @@ __all__ = [
     "latents_for_seeds",
     "lerp",
     "load_generator",
+    "load_target",
     "make_grid",
     "parse_layers",
     "path",
+    "project",
+    "psnr",
     "render",
     "render_frames",
     "render_ws",
