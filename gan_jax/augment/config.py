@@ -46,12 +46,6 @@ class Settings:
             return ada.augment(images, key, ops=self.policy, p=p)
         return diffaugment.augment(images, key, policy=self.policy, p=p)
 
-    def describe(self) -> str:
-        if not self.policy:
-            return "none"
-        p = "adaptive p" if self.adaptive else f"p={self.p:g}"
-        return f"{self.pipeline}({','.join(self.policy)}; {p})"
-
 
 def _parse(pipeline: str, policy: str) -> tuple[str, ...]:
     if pipeline == "ada":

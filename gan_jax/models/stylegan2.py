@@ -44,7 +44,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import linen as nn
 
 from gan_jax import config_lib
@@ -580,7 +579,3 @@ def build(config) -> tuple[Generator, Discriminator]:
         bf16_res=bf16_res,
     )
     return generator, discriminator
-
-
-def parameter_count(tree) -> int:
-    return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))

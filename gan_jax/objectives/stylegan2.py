@@ -44,7 +44,6 @@ class StyleGAN2Objective(GANObjective):
         reg = config.get("reg", {})
         self.pl_weight = float(reg.get("pl", 0.0) or 0.0)
         self.pl_every = int(reg.get("pl_every", 4) or 4)
-        self.num_ws = self.generator.num_ws if hasattr(self.generator, "num_ws") else 0
 
     def init_extra(self):
         extra = super().init_extra()

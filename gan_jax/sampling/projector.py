@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from gan_jax.errors import SamplingError
+from gan_jax.images import to_uint8
 from gan_jax.sampling.generation import Generator
 from gan_jax.sampling.style import _require_style
 
@@ -205,10 +206,9 @@ def project(
         handle.module.apply(handle.variables, jnp.asarray(ws)[None], "const", method=cls.synthesis)
     )[0]
     frames.append(final)
-    to_u8 = lambda x: np.clip(np.round((np.asarray(x) + 1) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
     return Projection(
         ws=ws,
-        frames=np.stack([to_u8(f) for f in frames]),
+        frames=np.stack([to_uint8(f) for f in frames]),
         losses=np.asarray(losses, np.float32),
         psnr=psnr(final, target),
     )
