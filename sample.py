@@ -9,6 +9,8 @@ The run's config is read from WORKDIR/config.json; nothing about the model is re
   python sample.py --workdir=/tmp/dcgan_digits --mode=walk --num=16 --frames=120 --format=gif
   python sample.py --workdir=runs/sg2_anime --truncation=0.7 --noise_mode=random
   python sample.py --workdir=runs/sg2_anime --mode=style_mix --rows=1,2 --cols=5,6,7 --layers=0-3
+  python sample.py --workdir=/tmp/dcgan_digits --mode=timelapse --max_frames=100 --format=gif
+  python sample.py --workdir=/tmp/dcgan_digits --mode=curves --smoothing=0.6
 
 Modes:
   grid         one PNG of --num images, --cols per row (default: square).
@@ -20,6 +22,19 @@ Modes:
   style_mix    StyleGAN2: a grid whose cell (r, c) takes the styles of --layers from seed
                --rows[r] and the rest from seed --cols[c]; the top row and left column show
                the seeds' own images.
+  timelapse    the run's fixed-noise grids (WORKDIR/samples/step_N.png, one every sample_every
+               steps) in step order, "step N" above each, as --format (gif, mp4, strip);
+               --every=N keeps grids at least N steps apart, --max_frames spreads at most that
+               many evenly (first and last always in), --hold seconds on the last frame; --fps
+               is 10 unless given. Grids of another size (a resumed run) are fitted into the
+               last one's size. Default: WORKDIR/generated/timelapse.gif, .mp4, _strip.png.
+  curves       the run's TensorBoard scalars as one PNG: losses, D(x) and D(G(z)), FID/KID,
+               ADA's p, ... (a subplot for each that was logged), --smoothing=W as TensorBoard's.
+               Default: WORKDIR/generated/curves.png.
+  timelapse and curves read the run's files only: no checkpoint is loaded.
+
+A PNG saved by the studio (studio.py) carries its recipe: --from_png=FILE redraws it exactly,
+from the run and checkpoint it names (or --workdir), to --out (default WORKDIR/generated/).
 
 StyleGAN2 runs: --truncation=psi pulls w toward the average w (1 = none, 0.5-0.7 typical);
 --noise_mode picks the per-pixel noise (const: the same every call; random: from the seed);
@@ -34,20 +49,21 @@ Default outputs go to WORKDIR/generated/ and are named after the mode, step and 
 import dataclasses
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only imported, never used here
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # silences its notice; TF computes nothing
-
 from absl import app, flags, logging
 
 from gan_jax import cli
 from gan_jax import platform as platform_lib
+
+platform_lib.quiet_tensorflow()  # before anything imports TensorFlow
 
 if __name__ == "__main__":
     platform_lib.use_huge_pages()  # restarts once with huge pages for malloc (Linux)
 platform_lib.configure_xla()  # XLA CPU flags: must run before JAX starts its backend
 platform_lib.enable_compilation_cache()
 
-MODES = ("grid", "images", "interpolate", "walk", "style_mix")
+MODES = ("grid", "images", "interpolate", "walk", "style_mix", "timelapse", "curves")
+OFFLINE_MODES = ("timelapse", "curves")  # from the run's files: no model is loaded
+TIMELAPSE_FPS = 10.0
 NOISE_MODES = ("const", "random", "none")
 FORMATS = ("gif", "mp4", "strip")
 
@@ -81,7 +97,7 @@ flags.DEFINE_float(
 )
 flags.DEFINE_enum("interp", "slerp", ("slerp", "lerp"), "Interpolation: spherical or linear.")
 flags.DEFINE_integer("frames", 60, "Frames of an interpolation or walk.")
-flags.DEFINE_float("fps", 24.0, "Frames per second of GIF and MP4.")
+flags.DEFINE_float("fps", 24.0, "Frames per second of GIF and MP4 (timelapse: 10 if not given).")
 flags.DEFINE_list("format", list(FORMATS), "Animation outputs: gif, mp4, strip (any of them).")
 flags.DEFINE_integer("scale", None, "Nearest upscaling; default 1 (stills), >= 256 px (videos).")
 flags.DEFINE_string(
@@ -91,8 +107,22 @@ flags.DEFINE_string(
     "images each with the same latents down a column). Default: the classes in turn.",
 )
 flags.DEFINE_integer("batch_size", 256, "Images per device call (bounds device memory).")
-flags.DEFINE_string("out", None, "grid: .png file; images: folder; animations: path stem.")
+flags.DEFINE_string(
+    "out", None, "grid, curves: .png file; images: folder; animations, timelapse: path stem."
+)
 flags.DEFINE_bool("overwrite", True, "Replace existing outputs.")
+flags.DEFINE_string(
+    "from_png",
+    None,
+    "Redraw a PNG saved by the studio from the recipe in its metadata (same run, step, "
+    "weights, seed blend, truncation, edits); --workdir overrides the run it names.",
+)
+flags.DEFINE_integer("every", 0, "timelapse: at least this many steps between frames (0: all).")
+flags.DEFINE_integer(
+    "max_frames", 100, "timelapse: at most this many frames, evenly spread (0: no limit)."
+)
+flags.DEFINE_float("hold", 2.0, "timelapse: seconds the last frame stays in GIF and MP4.")
+flags.DEFINE_float("smoothing", 0.0, "curves: TensorBoard-style smoothing weight in [0, 1).")
 
 
 _fail = cli.fail
@@ -145,6 +175,62 @@ def _check_flags():
             _fail("--seeds makes one path; leave out --num (or use --keys for several)")
     elif FLAGS.seeds:
         _fail("--seeds is for --mode=interpolate or --mode=walk")
+    _check_offline_flags()
+
+
+# What only the modes that load a model use: given with timelapse or curves, a mistake.
+_MODEL_FLAGS = (
+    "step",
+    "no_ema",
+    "num",
+    "seed",
+    "keys",
+    "truncation",
+    "noise_mode",
+    "label",
+    "w",
+    "frames",
+    "interp",
+    "batch_size",
+    "layers",
+)
+
+
+def _check_offline_flags():
+    """The flags of --mode=timelapse and --mode=curves, and the ones they do not take."""
+    mode = FLAGS.mode
+    for name in ("every", "max_frames", "hold"):
+        if FLAGS[name].present and mode != "timelapse":
+            _fail(f"--{name} is for --mode=timelapse")
+    if FLAGS["smoothing"].present and mode != "curves":
+        _fail("--smoothing is for --mode=curves")
+    if mode not in OFFLINE_MODES:
+        return
+    unused = [n for n in _MODEL_FLAGS if FLAGS[n].present]
+    if unused:
+        hint = " (--max_frames caps the frames)" if "frames" in unused else ""
+        _fail(
+            f"--{unused[0]} is not used by --mode={mode}: it reads the run's files, "
+            f"not its model{hint}"
+        )
+    if mode == "curves":
+        for name in ("format", "fps", "cols", "scale"):
+            if FLAGS[name].present:
+                _fail(f"--{name} is not used by --mode=curves: it writes one PNG (--out)")
+        if not 0 <= FLAGS.smoothing < 1:
+            _fail(f"--smoothing must be in [0, 1), got {FLAGS.smoothing}")
+        return
+    if not FLAGS.fps > 0:
+        _fail(f"--fps must be > 0, got {FLAGS.fps}")
+    bad = [f for f in FLAGS.format if f not in FORMATS]
+    if bad or not FLAGS.format:
+        _fail(f"--format takes any of {','.join(FORMATS)}, got {','.join(FLAGS.format)!r}")
+    if FLAGS.every < 0:
+        _fail(f"--every must be >= 0 (steps between frames), got {FLAGS.every}")
+    if FLAGS.max_frames != 0 and FLAGS.max_frames < 2:
+        _fail(f"--max_frames must be >= 2 (the first and last grid) or 0, got {FLAGS.max_frames}")
+    if not FLAGS.hold >= 0:
+        _fail(f"--hold must be >= 0 seconds, got {FLAGS.hold}")
 
 
 def _flag_list(name: str) -> list[str]:
@@ -182,6 +268,14 @@ def _outputs(step: int | None, use_ema: bool):
     """The output path (grid: file, images: folder, animations: a dict format -> file)."""
     tag = f"step{step}_seed{FLAGS.seed}" + ("" if use_ema else "_raw")
     default_dir = os.path.join(FLAGS.workdir, "generated")
+    if FLAGS.mode == "curves":
+        path = FLAGS.out or os.path.join(default_dir, "curves.png")
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        _writable_target(path, is_dir=False)
+        return path
+    if FLAGS.mode == "timelapse":
+        tag = ""
     if FLAGS.mode in ("grid", "style_mix"):
         if FLAGS.mode == "style_mix":
             tag = f"step{step}_layers{FLAGS.layers}" + ("" if use_ema else "_raw")
@@ -196,7 +290,7 @@ def _outputs(step: int | None, use_ema: bool):
         return path
     if FLAGS.seeds:
         tag = f"step{step}_seeds{'-'.join(FLAGS.seeds)}" + ("" if use_ema else "_raw")
-    stem = FLAGS.out or os.path.join(default_dir, f"{FLAGS.mode}_{tag}")
+    stem = FLAGS.out or os.path.join(default_dir, f"{FLAGS.mode}_{tag}".rstrip("_"))
     root, ext = os.path.splitext(stem)
     if ext.lower() in (".gif", ".mp4", ".png"):
         stem = root
@@ -363,12 +457,122 @@ def _run_w(handle, sampling, target, label):
     logging.info("Wrote %d frames from %s to %s", FLAGS.frames, FLAGS.w, ", ".join(target.values()))
 
 
+def _run_offline():
+    """--mode=timelapse and --mode=curves: from the run's files, no checkpoint loaded."""
+    from gan_jax import errors  # noqa: PLC0415
+    from gan_jax.logs import quiet_library_logs  # noqa: PLC0415
+
+    logging.set_verbosity(logging.INFO)
+    quiet_library_logs()
+    target = _outputs(None, True)
+    try:
+        if FLAGS.mode == "curves":
+            _run_curves(target)
+        else:
+            _run_timelapse(target)
+    except errors.USER_ERRORS as e:
+        _fail(str(e), errors.exit_code(e))
+    except OSError as e:
+        where = f" '{e.filename}'" if e.filename else ""
+        _fail(f"cannot write{where}: {e.strerror or e}", 4)
+
+
+def _run_timelapse(target):
+    from gan_jax.sampling import timelapse, video  # noqa: PLC0415
+
+    fps = FLAGS.fps if FLAGS["fps"].present else TIMELAPSE_FPS
+    grid_files = timelapse.grid_files(FLAGS.workdir)
+    picked = timelapse.select(
+        [step for step, _ in grid_files], every=FLAGS.every, max_frames=FLAGS.max_frames or None
+    )
+    grids, steps = timelapse.load_grids([grid_files[i] for i in picked])
+    side = max(grids.shape[1:3])
+    if "strip" in target:
+        count = _cols() or min(len(grids), 10)
+        scale = FLAGS.scale or video.auto_scale(side, 128)
+        frames = timelapse.label_frames(video.upscale(grids, scale), steps)
+        video.save_strip(frames, target["strip"], count=count)
+    if "gif" in target or "mp4" in target:
+        scale = FLAGS.scale or video.auto_scale(side)
+        frames = timelapse.label_frames(video.upscale(grids, scale), steps)
+        shape = frames.shape
+        frames = timelapse.hold_last(frames, FLAGS.hold, fps)
+        if "gif" in target:
+            video.save_gif(frames, target["gif"], fps=fps)
+        if "mp4" in target:
+            video.save_mp4(frames, target["mp4"], fps=fps)
+    else:
+        shape = frames.shape
+    logging.info(
+        "Wrote a timelapse of %d of %d sample grids (steps %d to %d, %dx%d px) to %s",
+        len(steps),
+        len(grid_files),
+        steps[0],
+        steps[-1],
+        shape[2],
+        shape[1],
+        ", ".join(target.values()),
+    )
+
+
+def _run_curves(target):
+    from gan_jax.sampling import curves  # noqa: PLC0415
+
+    drawn = curves.plot_curves(FLAGS.workdir, target, smoothing=FLAGS.smoothing)
+    logging.info("Wrote the training curves (%s) to %s", ", ".join(drawn), target)
+
+
+def _run_from_png():
+    """--from_png: the recipe in a studio PNG, redrawn with the run and step it names."""
+    if FLAGS.mode != "grid":
+        _fail("--from_png redraws one image: leave out --mode")
+    if not os.path.isfile(FLAGS.from_png):
+        _fail(f"--from_png: '{FLAGS.from_png}' does not exist")
+    from gan_jax import errors, sampling  # noqa: PLC0415
+    from gan_jax.logs import quiet_checkpoint_reads, quiet_library_logs  # noqa: PLC0415
+
+    logging.set_verbosity(logging.INFO)
+    quiet_library_logs()
+    quiet_checkpoint_reads()
+    try:
+        meta, recipe = sampling.read_recipe_png(FLAGS.from_png)
+        workdir = FLAGS.workdir or meta.get("workdir") or ""
+        if not os.path.isdir(workdir):
+            _fail(
+                f"the run '{workdir}' named in '{FLAGS.from_png}' is not here: "
+                "give its folder with --workdir"
+            )
+        name = os.path.splitext(os.path.basename(FLAGS.from_png))[0]
+        out = FLAGS.out or os.path.join(workdir, "generated", f"{name}_redrawn.png")
+        if not out.lower().endswith(".png"):
+            out += ".png"
+        _writable_target(out, is_dir=False)
+        handle = sampling.load_generator(workdir, int(meta["step"]), use_ema=bool(meta["ema"]))
+        if bool(meta["ema"]) != handle.use_ema:
+            _fail(f"the PNG was drawn with EMA weights; '{workdir}' has none")
+        image = sampling.render_recipes(handle, [recipe])[0]
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        scale = FLAGS.scale or int(meta.get("scale", 1))
+        sampling.save_recipe_png(image, out, handle, recipe, scale=scale)
+        logging.info("Redrew %s (step %d of %s) to %s", FLAGS.from_png, handle.step, workdir, out)
+    except errors.USER_ERRORS as e:
+        _fail(str(e), errors.exit_code(e))
+    except (KeyError, TypeError, ValueError) as e:
+        _fail(f"--from_png: '{FLAGS.from_png}' has a malformed recipe: {e}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.from_png:
+        _run_from_png()
+        return
     _check_flags()
     if not os.path.isdir(FLAGS.workdir):
         _fail(f"workdir '{FLAGS.workdir}' does not exist")
+    if FLAGS.mode in OFFLINE_MODES:
+        _run_offline()
+        return
     if FLAGS.out:
         _outputs(None, True)  # an unwritable --out fails now, not after loading the model
     # Imported here so that --help and flag errors answer before JAX and TF load.

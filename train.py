@@ -16,12 +16,12 @@ import os
 import re
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF is only the input pipeline here
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import platform as platform_lib
+
+platform_lib.quiet_tensorflow()  # TF is only the input pipeline here: no start-up banners
 
 if __name__ == "__main__":
     platform_lib.use_huge_pages()  # restarts once with huge pages for malloc (Linux)
@@ -45,6 +45,13 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
 flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
+flags.DEFINE_enum(
+    "progress",
+    "auto",
+    ["auto", "on", "off"],
+    "A live progress line (step, img/s, s/step, ETA, losses) under the log lines: 'auto' "
+    "when stderr is a terminal; 'off' leaves only the periodic log lines (logs, clusters).",
+)
 
 
 def _parse_flags(argv):
@@ -91,7 +98,7 @@ def main(argv):
     from gan_jax.training import train_and_evaluate  # noqa: PLC0415
 
     try:
-        train_and_evaluate(config, FLAGS.workdir)
+        train_and_evaluate(config, FLAGS.workdir, progress=FLAGS.progress)
     except errors.USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(errors.exit_code(e))

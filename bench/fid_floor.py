@@ -15,13 +15,14 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from gan_jax import platform as platform_lib  # noqa: E402
+
+platform_lib.quiet_tensorflow()  # before anything imports TensorFlow
 
 platform_lib.configure_xla()
 

@@ -73,9 +73,10 @@ import zipfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from gan_jax import platform as platform_lib  # noqa: E402
+
+platform_lib.quiet_tensorflow()  # before anything imports TensorFlow
 
 if __name__ == "__main__":
     platform_lib.use_huge_pages()  # restarts once with huge pages for malloc (Linux)

@@ -19,6 +19,12 @@ _SAVE_FAILURE_ECHO = re.compile(
 )
 
 
+# What orbax warns (twice) when a run resumes: it looks for a per-item
+# `checkpoints/<step>/default/_CHECKPOINT_METADATA` that its own saves do not write (the
+# step's `_CHECKPOINT_METADATA` is there), then restores the checkpoint all the same.
+_MISSING_METADATA = "Metadata file does not exist: "
+
+
 def is_save_failure_echo(message: str) -> bool:
     """Whether an orbax log line only echoes a failed save that the caller reports itself."""
     return bool(_SAVE_FAILURE_ECHO.search(message))
@@ -41,6 +47,8 @@ class _OwnInfoOnly(logging_std.Filter):
                 text = str(record.msg)
             if is_save_failure_echo(text):
                 return False  # reported once, by the CheckpointError (or the re-raised error)
+            if text.startswith(_MISSING_METADATA):
+                return False  # a resume's notice, printed twice, about a file orbax never writes
             record.exc_info, record.exc_text = None, None
         return (
             record.levelno >= logging_std.WARNING

@@ -46,6 +46,22 @@ def tiny_config(preset: str | None = None, **overrides):
     return c
 
 
+# tiny_config() as train.py flags, for the tests that run train.py in a subprocess.
+TINY_FLAGS = [
+    "--config=configs/dcgan.py",
+    "--config.num_epochs=0",
+    "--config.batch_size=8",
+    "--config.model.g_width=8",
+    "--config.model.d_width=8",
+    "--config.model.z_dim=16",
+    "--config.data.image_size=32",
+    "--config.sample_every=4",
+    "--config.checkpoint_every=2",
+    "--config.num_sample_images=4",
+    "--config.data.shuffle_buffer=64",
+]
+
+
 # Tiny versions of each model of the zoo, on the digits with their labels (offline), with the
 # parts each brings switched on: conditional models, several D steps, the linear schedule, the
 # orthogonal regulariser, the EMA start and adaptive DiffAugment.
@@ -101,6 +117,54 @@ ZOO = {
 def zoo_config(name: str, **overrides):
     """`tiny_config` for model `name` of `ZOO` (overrides as in tiny_config, dotted keys ok)."""
     return tiny_config(**{**ZOO[name], **overrides})
+
+
+def make_studio_runs(root: str) -> dict[str, str]:
+    """The two runs the studio tests serve: {'dcgan': trained 300 steps, 'style': at init}."""
+    import jax  # noqa: PLC0415
+
+    from gan_jax import config_lib  # noqa: PLC0415
+    from gan_jax.training import checkpoint as ckpt_lib  # noqa: PLC0415
+    from gan_jax.training import state as state_lib  # noqa: PLC0415
+    from gan_jax.training import train_and_evaluate  # noqa: PLC0415
+
+    dcgan = os.path.join(root, "dcgan")
+    # 300 steps (seconds): enough for the first layer to learn directions SeFa can find.
+    config = tiny_config(
+        ema_decay=0.9, num_steps=300, checkpoint_every=150, sample_every=75, log_every=75
+    )
+    train_and_evaluate(config, dcgan)
+    style = os.path.join(root, "style")
+    config = zoo_config("stylegan2")
+    os.makedirs(style)  # saved at initialisation: no training step to compile
+    config_lib.save(config, style)
+    state = state_lib.create_state(config, jax.random.PRNGKey(0))
+    checkpointer = ckpt_lib.Checkpointer(style)
+    checkpointer.save(0, state, force=True)
+    checkpointer.wait()
+    checkpointer.close()
+    return {"dcgan": dcgan, "style": style}
+
+
+@pytest.fixture(scope="module")
+def fast_compile():
+    """Lighter XLA optimisation for one module (compilation dominates tiny shapes)."""
+    import jax  # noqa: PLC0415
+
+    previous = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+def assert_clean_failure(out, *words):
+    """A command line failed with one `error:` line containing `words` and no traceback."""
+    assert out.returncode != 0, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
 
 
 @pytest.fixture

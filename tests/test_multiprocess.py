@@ -17,7 +17,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, TINY_FLAGS, tiny_config
 
 from gan_jax import distributed
 from gan_jax.training import checkpoint as ckpt_lib
@@ -26,20 +26,6 @@ from gan_jax.training import train_and_evaluate
 
 pytestmark = pytest.mark.slow
 
-# The tiny config of conftest, as train.py flags.
-TINY_FLAGS = [
-    "--config=configs/dcgan.py",
-    "--config.num_epochs=0",
-    "--config.batch_size=8",
-    "--config.model.g_width=8",
-    "--config.model.d_width=8",
-    "--config.model.z_dim=16",
-    "--config.data.image_size=32",
-    "--config.sample_every=4",
-    "--config.checkpoint_every=2",
-    "--config.num_sample_images=4",
-    "--config.data.shuffle_buffer=64",
-]
 HEARTBEAT_S = 10  # the kill test's heartbeat timeout (the default is 60 s)
 DISTRIBUTED_ENV = (
     distributed.ENV_COORDINATOR,

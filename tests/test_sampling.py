@@ -13,7 +13,7 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, assert_clean_failure, tiny_config
 from PIL import Image
 
 from gan_jax import sampling
@@ -51,15 +51,6 @@ def _sample_py(*args, timeout=300):
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
     cmd = [sys.executable, os.path.join(ROOT, "sample.py"), *args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def _assert_clean_failure(out, *words):
-    assert out.returncode != 0, out.stderr
-    assert "Traceback" not in out.stderr, out.stderr
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, out.stderr
-    for word in words:
-        assert word in errors[0], errors[0]
 
 
 def _files(folder):
@@ -238,24 +229,24 @@ def test_sample_py_images_and_interpolation(workdir, tmp_path):
 
 def test_sample_py_bad_requests_fail_cleanly(workdir, tmp_path):
     out = _sample_py(f"--workdir={workdir}", "--num=0")
-    _assert_clean_failure(out, "--num")
+    assert_clean_failure(out, "--num")
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     out = _sample_py(f"--workdir={workdir}", f"--out={blocker}/sub/grid.png")
-    _assert_clean_failure(out, "cannot write")
+    assert_clean_failure(out, "cannot write")
     out = _sample_py(f"--workdir={tmp_path / 'nowhere'}")
-    _assert_clean_failure(out, "does not exist")
+    assert_clean_failure(out, "does not exist")
     out = _sample_py(f"--workdir={workdir}", "--cols=four")
-    _assert_clean_failure(out, "--cols")
+    assert_clean_failure(out, "--cols")
     out = _sample_py(f"--workdir={workdir}", "--mode=style_mix", "--rows=1,2")
-    _assert_clean_failure(out, "--cols")
+    assert_clean_failure(out, "--cols")
     out = _sample_py(f"--workdir={workdir}", "--rows=1,2")
-    _assert_clean_failure(out, "style_mix")
+    assert_clean_failure(out, "style_mix")
     # StyleGAN2's options on a DCGAN run (after loading it: the model decides).
     out = _sample_py(f"--workdir={workdir}", "--mode=style_mix", "--rows=1", "--cols=2")
-    _assert_clean_failure(out, "StyleGAN2")
+    assert_clean_failure(out, "StyleGAN2")
     out = _sample_py(f"--workdir={workdir}", "--truncation=0")
-    _assert_clean_failure(out, "--truncation")
+    assert_clean_failure(out, "--truncation")
 
 
 def test_sample_py_broken_workdirs_fail_cleanly(workdir, tmp_path):
@@ -284,7 +275,7 @@ def test_sample_py_broken_workdirs_fail_cleanly(workdir, tmp_path):
     for name, proc in procs.items():
         _, stderr = proc.communicate(timeout=300)
         results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
-    _assert_clean_failure(results["empty"], "no checkpoint")
-    _assert_clean_failure(results["edited"], "does not match")
+    assert_clean_failure(results["empty"], "no checkpoint")
+    assert_clean_failure(results["edited"], "does not match")
     for folder in (empty, edited):
         assert not os.path.exists(folder / "generated")  # nothing half-written

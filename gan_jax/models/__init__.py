@@ -62,6 +62,15 @@ def validate(config) -> None:
     module(config.model.name).validate(config)
 
 
+def latent_weight(config, params, layers=None):
+    """The weight A [outputs, latent dim] of the first layer(s) that read the latent.
+
+    SeFa's closed-form directions are the top eigenvectors of A^T A. The latent is z for
+    most models and w for StyleGAN2 (`layers` then picks which ws' style layers).
+    """
+    return module(config.model.name).latent_weight(params, config, layers)
+
+
 def build(config) -> tuple[nn.Module, nn.Module]:
     """Builds (generator, discriminator) for `config.model.name`.
 

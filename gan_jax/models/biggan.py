@@ -297,6 +297,18 @@ class Discriminator(blocks.ResNetDiscriminator):
         )
 
 
+def latent_weight(params, config, layers=None):
+    """The weight [outputs, z_dim] of the dense layer that reads z's first chunk.
+
+    The other chunks condition the blocks' batch norms; their columns are zero, so SeFa's
+    directions move the first chunk (the global layout) only.
+    """
+    del layers
+    kernel = jnp.asarray(params["linear"]["kernel"], jnp.float32)  # [chunk, outputs]
+    z_dim = int(config.model.z_dim)
+    return jnp.zeros((kernel.shape[1], z_dim), jnp.float32).at[:, : kernel.shape[0]].set(kernel.T)
+
+
 def validate(config) -> None:
     """Checks the keys BigGAN reads (see the module docstring) and how they fit together.
 

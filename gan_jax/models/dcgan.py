@@ -140,6 +140,13 @@ def resolve_conv_impl(conv_impl: str, backend: str | None = None) -> str:
     return "fast" if backend == "cpu" else "lax"
 
 
+def latent_weight(params, config, layers=None):
+    """The weight [outputs, z_dim] of the layer that reads z (SeFa's closed form uses it)."""
+    del config, layers  # one layer reads z
+    kernel = jnp.asarray(params["conv0"]["kernel"], jnp.float32)  # [s, s, z_dim, features]
+    return kernel.transpose(2, 0, 1, 3).reshape(kernel.shape[2], -1).T
+
+
 def validate(config) -> None:
     """Checks the keys DCGAN owns: model.{g_width, d_width, conv_impl, dtype} and the size.
 

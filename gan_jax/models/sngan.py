@@ -228,6 +228,12 @@ class Discriminator(blocks.ResNetDiscriminator):
         )
 
 
+def latent_weight(params, config, layers=None):
+    """The weight [outputs, z_dim] of the layer that reads z (SeFa's closed form uses it)."""
+    del config, layers  # one layer reads z
+    return jnp.asarray(params["linear"]["kernel"], jnp.float32).T
+
+
 def validate(config) -> None:
     """Checks the keys SNGAN reads: model.{z_dim, g_width, d_width, dtype, upsample}, data.*.
 

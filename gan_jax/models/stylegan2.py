@@ -419,6 +419,31 @@ class Generator(nn.Module):
 # Discriminator
 
 
+def style_layers(image_size: int) -> list[tuple[int, str]]:
+    """(index into ws, module name) of every modulated 3x3 convolution, coarse to fine."""
+    out = [(0, "b4_conv1")]
+    for k, res in enumerate(2**i for i in range(3, int(math.log2(image_size)) + 1)):
+        out += [(2 * k + 1, f"b{res}_conv0"), (2 * k + 2, f"b{res}_conv1")]
+    return out
+
+
+def latent_weight(params, config, layers=None):
+    """The style affines [sum of their outputs, w_dim] of the convolutions reading `layers`.
+
+    SeFa on StyleGAN finds directions in w from the layers that turn w into styles; `layers`
+    (indices into ws; None: all) picks coarse, middle or fine ones.
+    """
+    synthesis = params["synthesis_net"]
+    picked = [
+        jnp.asarray(synthesis[name]["affine"]["kernel"], jnp.float32).T
+        for index, name in style_layers(int(config.data.image_size))
+        if layers is None or index in layers
+    ]
+    if not picked:
+        raise ValueError(f"no convolution reads ws {sorted(layers)}: pick other layers")
+    return jnp.concatenate(picked, axis=0)
+
+
 def minibatch_stddev(x: jax.Array, group_size: int, num_channels: int = 1) -> jax.Array:
     """Appends `num_channels` maps of the standard deviation over groups of samples.
 

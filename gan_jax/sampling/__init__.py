@@ -12,6 +12,7 @@ The same functions serve sample.py, the notebook and other programs:
 """
 
 from gan_jax.images import make_grid, save_images, save_png, to_uint8
+from gan_jax.sampling.directions import Directions, ganspace, sefa
 from gan_jax.sampling.generation import (
     BEST_DIR,
     Generator,
@@ -26,6 +27,13 @@ from gan_jax.sampling.generation import (
 )
 from gan_jax.sampling.interpolate import lerp, path, slerp
 from gan_jax.sampling.projector import Projection, load_target, project, psnr
+from gan_jax.sampling.recipe import (
+    Recipe,
+    encode_recipe_png,
+    read_recipe_png,
+    render_recipes,
+    save_recipe_png,
+)
 from gan_jax.sampling.style import parse_layers, render_ws, seed_ws, style_mix_grid
 from gan_jax.sampling.video import (
     auto_scale,
@@ -38,10 +46,14 @@ from gan_jax.sampling.video import (
 
 __all__ = [
     "BEST_DIR",
+    "Directions",
+    "Recipe",
     "Generator",
     "Projection",
     "SamplingError",
     "auto_scale",
+    "encode_recipe_png",
+    "ganspace",
     "from_state",
     "generate",
     "generate_array",
@@ -55,15 +67,19 @@ __all__ = [
     "path",
     "project",
     "psnr",
+    "read_recipe_png",
     "render",
     "render_frames",
+    "render_recipes",
     "render_ws",
     "save_gif",
     "save_images",
     "save_mp4",
     "save_png",
+    "save_recipe_png",
     "save_strip",
     "seed_ws",
+    "sefa",
     "slerp",
     "style_mix_grid",
     "to_uint8",

@@ -23,6 +23,7 @@ from jax.sharding import PartitionSpec as P
 from gan_jax import config_lib, objectives
 from gan_jax import images as images_lib
 from gan_jax import input as input_lib
+from gan_jax import progress as progress_lib
 from gan_jax.errors import CheckpointError, NonFiniteError, WorkdirBusyError
 from gan_jax.logs import quiet_library_logs
 from gan_jax.training import checkpoint as ckpt_lib
@@ -121,13 +122,6 @@ def num_train_steps(config, steps_per_epoch: int) -> int:
     return max(1, config.num_epochs * steps_per_epoch // config.d_steps)
 
 
-def _format_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
 def _check_finite(state, config):
     bad_step = int(jax.device_get(state.nonfinite_step))
     if bad_step >= 0 and config.on_nonfinite == "stop":
@@ -174,17 +168,20 @@ def fixed_noise(config, num_classes: int = 0):
     return z, labels, cols
 
 
-def train_and_evaluate(config, workdir: str) -> state_lib.GANState:
+def train_and_evaluate(config, workdir: str, *, progress: str = "auto") -> state_lib.GANState:
     """Trains (or resumes) a GAN described by `config`, writing everything under `workdir`.
 
     Args:
       config: an ml_collections.ConfigDict like configs/dcgan.py's.
       workdir: folder for checkpoints, config.json, TensorBoard events and sample PNGs.
+      progress: 'auto' | 'on' | 'off': a live progress line (rate, ETA) on stderr from
+        process 0, under the periodic log lines; 'auto' when stderr is a terminal.
 
     Returns:
       The final GANState (replicated over the mesh).
     """
     quiet_library_logs()
+    show_progress = progress_lib.wanted(progress)  # a bad mode fails before any work
     process_index, process_count = jax.process_index(), jax.process_count()
     validation.validate(config, num_devices=jax.device_count(), num_processes=process_count)
     is_chief = process_index == 0
@@ -199,10 +196,10 @@ def train_and_evaluate(config, workdir: str) -> state_lib.GANState:
         raise CheckpointError(f"workdir '{workdir}' is not writable: {e.strerror or e}") from None
 
     with _workdir_lock(workdir, is_chief), _StopSignal(process_count > 1) as stop:
-        return _train(config, workdir, stop, is_chief, process_index, process_count)
+        return _train(config, workdir, stop, is_chief, process_index, process_count, show_progress)
 
 
-def _train(config, workdir, stop, is_chief, process_index, process_count):
+def _train(config, workdir, stop, is_chief, process_index, process_count, show_progress=False):
     mesh = step_lib.make_mesh()
     replicated = NamedSharding(mesh, P())
     logging.info(
@@ -276,6 +273,12 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
             images_lib.save_png(grid, os.path.join(workdir, SAMPLES_DIR, f"step_{step:08d}.png"))
             writer.write_images(step, {"samples": grid[None]})
 
+    bar, clear_before_log = None, None
+    if show_progress and is_chief:
+        bar = progress_lib.ProgressBar(total, start_step, config.batch_size)
+        clear_before_log = progress_lib.ClearBeforeLog(bar)
+        logging.get_absl_handler().addFilter(clear_before_log)  # last: after quiet_library_logs
+
     data_iter = iter(dataset)
     pending = []
     t_log, step_log = time.perf_counter(), start_step
@@ -333,10 +336,12 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
                     summary["d_real"],
                     summary["d_fake"],
                     summary["images_per_sec"],
-                    _format_eta((total - step) / max(rate, 1e-9)),
+                    progress_lib.format_duration((total - step) / max(rate, 1e-9)),
                 )
                 pending.clear()
                 t_log, step_log = now, step
+                if bar is not None:
+                    bar.losses = (summary["d_loss"], summary["g_loss"])
             if step % config.sample_every == 0 or step == total:
                 write_samples(step)
             if stopping or step == total or step % config.checkpoint_every == 0:
@@ -348,6 +353,8 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
                 reason = stop.received or "a preemption notice (SIGTERM)"
                 logging.warning("Received %s: saved step %d, exiting.", reason, step)
                 break
+            if bar is not None:  # host time only: the step before last is already done
+                bar.update(step)
         checkpointer.wait()
         writer.flush()  # inside the try: a full disk here is reported like one during the loop
     except (OSError, asynclib.AsyncError) as e:
@@ -364,6 +371,9 @@ def _train(config, workdir, stop, is_chief, process_index, process_count):
             f"the last complete checkpoint (step {checkpointer.last_complete_step()}) is kept"
         ) from None
     finally:
+        if bar is not None:  # end the bar's line before what prints next (a traceback too)
+            bar.close()
+            logging.get_absl_handler().removeFilter(clear_before_log)
         # Whatever ends the loop, finish the saves already started and close the logs; when
         # an error is already on its way out, a second one from here must not replace it.
         with contextlib.suppress(Exception):
