@@ -22,6 +22,7 @@ import time
 
 import torch
 from torch import nn, optim
+from torch_resnet_peer import peak_rss_mib  # this script's folder is on sys.path
 
 
 def generator(size: int, z_dim: int = 100, width: int = 64, channels: int = 3) -> nn.Sequential:
@@ -116,6 +117,7 @@ def main():
         "step_s_min": round(min(times), 4),
         "img_per_s": round(args.batch / med, 2),
         "step_s": [round(t, 4) for t in times],
+        "peak_rss_mib": peak_rss_mib(),  # its own VmHWM, not the parent's (see the import)
     }
     print(json.dumps(out))
 

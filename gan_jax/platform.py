@@ -1,8 +1,8 @@
 """The project's CPU settings: XLA flags before JAX starts its backend, malloc huge pages.
 
 XLA reads `XLA_FLAGS` once, when the first backend is created (the first `jax.devices()`,
-array or jitted call), so `configure_xla()` must run before that: first thing in `train.py`,
-`sample.py` and `bench/run.py`, before anything else touches JAX.
+array or jitted call), so `configure_xla()` must run before that: first thing in every command
+(`gan_jax.commands.start`) and in `bench/run.py`, before anything else touches JAX.
 
 `CPU_FLAGS` keeps XLA:CPU's YNNPACK library to dots and leaves convolutions to XLA's own
 (Eigen) kernels. jax 0.10.2 also sends convolutions to YNNPACK by default; on this project's
@@ -156,7 +156,7 @@ def use_huge_pages() -> None:
     --sections step --sizes 64 --no-torch`, with and without `GAN_JAX_NO_HUGEPAGES=1`).
     glibc reads tunables only at start-up, hence the restart
     (`os.execv`: same process id, arguments, open files). Call it first thing in an entry
-    point's `__main__`, never from library code.
+    point (`gan_jax.commands.start`, a script's `__main__`), never from library code.
 
     Only on Linux with glibc >= 2.35 and the kernel's THP mode 'madvise' (the usual default;
     'always' needs nothing). `GAN_JAX_NO_HUGEPAGES=1` turns it off, and a `GLIBC_TUNABLES`

@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 def tiny_config(preset: str | None = None, **overrides):
     """The default (digits) config shrunk to a few seconds of CPU: 16 px... 32 px, width 8."""
-    from configs import dcgan  # noqa: PLC0415
+    from gan_jax.configs import dcgan  # noqa: PLC0415
 
     c = dcgan.get_config(preset)
     c.batch_size = 8

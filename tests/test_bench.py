@@ -52,7 +52,7 @@ def _peer():
 
 def _tiny_zoo_config(name: str) -> dict:
     """The section's shipped config shrunk as `bench/run.py --tiny` does, as the peer's dict."""
-    from configs import biggan, sngan  # noqa: PLC0415
+    from gan_jax.configs import biggan, sngan  # noqa: PLC0415
 
     c = {"sngan": sngan, "biggan": biggan}[name].get_config(
         {"sngan": "cifar10_cond", "biggan": "cifar10"}[name]
@@ -111,7 +111,7 @@ def test_peer_ortho_is_biggan_pytorch_form_of_our_penalty():
 def test_peer_ema_decay_equals_ours():
     import jax.numpy as jnp  # noqa: PLC0415
 
-    from configs import biggan  # noqa: PLC0415
+    from gan_jax.configs import biggan  # noqa: PLC0415
     from gan_jax.training import step as step_lib  # noqa: PLC0415
 
     c = biggan.get_config("cifar10")

@@ -223,8 +223,8 @@ def test_cache_loads_without_training_and_retrains_on_a_new_protocol(digits, tmp
 
 
 def test_real_classifier_from_config(digits, tmp_path, monkeypatch):
-    from configs import dcgan  # noqa: PLC0415
     from gan_jax import input as input_lib  # noqa: PLC0415
+    from gan_jax.configs import dcgan  # noqa: PLC0415
 
     asked = []
 
@@ -253,8 +253,8 @@ def test_real_classifier_from_config(digits, tmp_path, monkeypatch):
 
 def test_real_classifier_with_the_input_pipeline(tmp_path):
     """End to end with `gan_jax.input.load_labelled_arrays` (digits: a fixed 80/20 hold-out)."""
-    from configs import dcgan  # noqa: PLC0415
     from gan_jax import input as input_lib  # noqa: PLC0415
+    from gan_jax.configs import dcgan  # noqa: PLC0415
 
     config = dcgan.get_config()
     config.data.source, config.data.image_size = "digits", 16

@@ -8,8 +8,8 @@ import sys
 import pytest
 from conftest import ROOT, tiny_config
 
-from configs import dcgan
 from gan_jax import config_lib
+from gan_jax.configs import dcgan
 from gan_jax.training import validation
 
 
@@ -142,7 +142,7 @@ def test_unknown_key_and_preset_have_no_traceback(tmp_path):
 )
 def test_new_models_own_their_keys(name, key, value, needle):
     """Each model checks its own keys; a conditional config must agree with the data."""
-    config = importlib.import_module(f"configs.{name}").get_config("digits")
+    config = importlib.import_module(f"gan_jax.configs.{name}").get_config("digits")
     config.batch_size = 8
     node, *path = key.split(".")
     target = config[node]
@@ -155,7 +155,7 @@ def test_new_models_own_their_keys(name, key, value, needle):
 
 @pytest.mark.parametrize("name", ["sngan", "biggan"])
 def test_new_model_presets_validate(name):
-    module = importlib.import_module(f"configs.{name}")
+    module = importlib.import_module(f"gan_jax.configs.{name}")
     for preset in module.PRESETS:
         config = module.get_config(preset)
         assert config.preset == preset

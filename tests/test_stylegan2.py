@@ -319,7 +319,7 @@ def test_augment_modes():
 
 
 def test_presets_validate_and_follow_the_auto_rule():
-    from configs import stylegan2 as cfg  # noqa: PLC0415
+    from gan_jax.configs import stylegan2 as cfg  # noqa: PLC0415
 
     for preset in (*cfg.PRESETS, "folder-64", "folder-1024"):
         c = cfg.get_config(preset)

@@ -22,7 +22,7 @@ attention at 16 px, hinge loss, 5 D steps per G step, Adam 2e-4 (0.5, 0.999), ba
 
 import ml_collections
 
-from configs import common
+from gan_jax.configs import common
 
 PRESETS = ("digits", "cifar10", "mnist", "folder")
 

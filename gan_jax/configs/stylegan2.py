@@ -37,7 +37,7 @@ import re
 
 import ml_collections
 
-from configs import common
+from gan_jax.configs import common
 
 PRESETS = ("digits", "anime", "cifar10", "folder", "ffhq256")
 FOLDER_SIZES = (32, 64, 128, 256, 512, 1024)

@@ -17,7 +17,7 @@ Presets are picked by the string after the colon, overrides by --config.key=valu
 
 import ml_collections
 
-from configs import common
+from gan_jax.configs import common
 
 PRESETS = ("digits", "celeba", "mnist", "cifar10", "folder", "npz")
 

@@ -28,7 +28,7 @@ with betas (0.0, 0.9) decayed linearly to zero, batch 64, z 128, widths 256 (G) 
 
 import ml_collections
 
-from configs import common
+from gan_jax.configs import common
 
 PRESETS = ("digits", "cifar10", "cifar10_cond", "mnist_cond", "anime", "folder")
 
