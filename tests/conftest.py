@@ -146,6 +146,19 @@ def make_studio_runs(root: str) -> dict[str, str]:
     return {"dcgan": dcgan, "style": style}
 
 
+@pytest.fixture(scope="session")
+def studio_runs(tmp_path_factory):
+    """`make_studio_runs` once per session: the studio's API and browser tests share them."""
+    import jax  # noqa: PLC0415
+
+    previous = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        return make_studio_runs(str(tmp_path_factory.mktemp("studio_runs")))
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
+
+
 @pytest.fixture(scope="module")
 def fast_compile():
     """Lighter XLA optimisation for one module (compilation dominates tiny shapes)."""

@@ -18,7 +18,7 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, make_studio_runs
+from conftest import ROOT
 from PIL import Image
 from starlette.testclient import TestClient
 
@@ -32,8 +32,8 @@ pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, fast_compile):
-    return make_studio_runs(str(tmp_path_factory.mktemp("studio_runs")))
+def runs(studio_runs, fast_compile):
+    return studio_runs
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import urllib.request
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import ROOT, make_studio_runs
+from conftest import ROOT
 from PIL import Image
 
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
@@ -42,12 +42,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("browser_runs"))
-    make_studio_runs(root)
+def server(studio_runs, tmp_path_factory):
+    root = os.path.dirname(studio_runs["dcgan"])
     port = _free_port()
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
-    log = open(os.path.join(root, "studio.log"), "w")  # noqa: SIM115 - closed below
+    log = open(tmp_path_factory.mktemp("studio_log") / "studio.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "studio.py"), f"--runs={root}", f"--port={port}"],
         cwd=ROOT,

@@ -152,12 +152,12 @@ function drawPlane() {
   const c = $("plane"), g = c.getContext("2d"), step = c.width / CELLS;
   if (!planeOrigin) planeOrigin = [Math.max(0, Math.floor(S.x) - 2), Math.max(0, Math.floor(S.y) - 2)];
   g.clearRect(0, 0, c.width, c.height);
-  g.strokeStyle = "#333844"; g.fillStyle = "#9aa0ab"; g.font = "10px system-ui";
+  g.strokeStyle = "#333844"; g.fillStyle = "#9aa0ab"; g.font = "10px system-ui"; g.textAlign = "center";
   for (let i = 0; i < CELLS; i++) {
     for (let j = 0; j < CELLS; j++) {
       const px = (i + 0.5) * step, py = (j + 0.5) * step;
       g.beginPath(); g.arc(px, py, 2, 0, 2 * Math.PI); g.fill();
-      g.fillText(seedOf(planeOrigin[0] + i, planeOrigin[1] + j), px + 3, py - 3);
+      g.fillText(seedOf(planeOrigin[0] + i, planeOrigin[1] + j), px, py + 13);
     }
   }
   const px = (S.x - planeOrigin[0] + 0.5) * step, py = (S.y - planeOrigin[1] + 0.5) * step;
