@@ -409,6 +409,19 @@ def test_a_checkpoint_that_fails_to_load_is_a_message_and_the_server_keeps_servi
         assert c.post("/api/grid", json={"run": "dcgan", "count": 1}).status_code == 200
 
 
+def test_latest_follows_a_run_that_is_still_training(runs, tmp_path):
+    run = str(tmp_path / "growing")
+    shutil.copytree(runs["dcgan"], run)
+    later = tmp_path / "300"
+    shutil.move(os.path.join(run, "checkpoints", "300"), later)
+    with TestClient(create_app({"growing": run})) as c:
+        first = c.post("/api/image", json={"run": "growing", "recipe": {"x": 1}})
+        assert sampling.read_recipe_png(first.content)[0]["step"] == 150
+        shutil.move(later, os.path.join(run, "checkpoints", "300"))  # a new checkpoint lands
+        second = c.post("/api/image", json={"run": "growing", "recipe": {"x": 1}})
+        assert sampling.read_recipe_png(second.content)[0]["step"] == 300
+
+
 def test_token_and_host_rules(runs):
     with TestClient(create_app(runs, token="s3cret")) as c:
         _error(c.get("/"), 403, "access token")

@@ -136,7 +136,6 @@ class Studio:
 
     def run_info(self, name: str) -> dict:
         from gan_jax import config_lib, models  # noqa: PLC0415
-        from gan_jax.training import checkpoint as ckpt_lib  # noqa: PLC0415
 
         workdir = self.runs[name]
         info = {"name": name}
@@ -156,10 +155,7 @@ class Studio:
         except Exception as e:  # a broken run is listed with its problem, not hidden
             info["error"] = f"cannot read its config: {e}"
             return info
-        steps = []
-        ckpt_dir = ckpt_lib.checkpoint_dir(workdir)
-        if os.path.isdir(ckpt_dir):
-            steps = sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+        steps = self._steps(workdir)
         info["steps"] = steps
         info["best"] = os.path.isdir(os.path.join(workdir, sampling.BEST_DIR))
         info["samples"] = os.path.isdir(os.path.join(workdir, "samples"))
@@ -167,10 +163,20 @@ class Studio:
             info["error"] = "no checkpoint yet: train first"
         return info
 
+    def _steps(self, workdir: str) -> list[int]:
+        from gan_jax.training import checkpoint as ckpt_lib  # noqa: PLC0415
+
+        ckpt_dir = ckpt_lib.checkpoint_dir(workdir)
+        if not os.path.isdir(ckpt_dir):
+            return []
+        return sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+
     def generator(self, run, step, ema: bool):
         workdir = self.workdir(run)
         if step in (None, "", "latest"):
-            step = "latest"
+            # The newest step now, not when first loaded: a run still training moves on.
+            steps = self._steps(workdir)
+            step = steps[-1] if steps else "latest"
         elif step != "best" and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
             raise RequestError(f"step must be 'latest', 'best' or a step number, got {step!r}")
         key = (run, step, bool(ema))
@@ -196,11 +202,11 @@ class Studio:
     def submit(self, job: Job, fn) -> str:
         """Queues a job `fn(job)` on the worker; returns its id."""
         with self._lock:
-            while len(self._jobs) >= MAX_JOBS:
-                old_id = next(iter(self._jobs))
-                if self._jobs[old_id].state in ("queued", "running"):
+            if len(self._jobs) >= MAX_JOBS:  # forget the oldest finished job
+                ended = [k for k, j in self._jobs.items() if j.state in ("done", "failed")]
+                if not ended:
                     raise RequestError("too many jobs in progress: wait for one to finish", 429)
-                self._jobs.pop(old_id)
+                self._jobs.pop(ended[0])
             job_id = uuid.uuid4().hex[:12]
             self._jobs[job_id] = job
 
@@ -468,7 +474,11 @@ async def project(request: Request):
         job.media_type = "image/png"
         job.info = {"recipe": recipe.to_dict(), "psnr": float(result.psnr)}
 
-    job_id = studio.submit(Job("project", total=steps), work)
+    try:
+        job_id = studio.submit(Job("project", total=steps), work)
+    except RequestError:
+        os.unlink(target_file)  # the job never ran: nothing else will remove the upload
+        raise
     return JSONResponse({"job": job_id})
 
 
