@@ -126,6 +126,14 @@ def validate_common(config: ml_collections.ConfigDict, *, num_devices: int, num_
     if "ema_rampup" in config:  # 0 = no ramp
         number_in(config, "ema_rampup", 0.0, 1e12)
     choice(config, "on_nonfinite", NONFINITE)
+    if config.get("init_from", ""):
+        source = config.init_from
+        require(isinstance(source, str), "init_from", "must be a workdir path or ''")
+        require(
+            os.path.isdir(os.path.join(source, "checkpoints")),
+            "init_from",
+            f"'{source}' holds no checkpoints (it must be the workdir of a finished run)",
+        )
     for key in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
         positive_int(config, key)
     positive_int(config, "num_sample_images")

@@ -37,6 +37,11 @@ def tiny_config(preset: str | None = None, **overrides):
     c.checkpoint_every = 2
     c.num_sample_images = 4
     c.data.shuffle_buffer = 64
+    return _override(c, overrides)
+
+
+def _override(c, overrides: dict):
+    """Sets each dotted key of `overrides` in config `c`; returns `c`."""
     for key, value in overrides.items():
         node = c
         parts = key.split(".")
@@ -187,3 +192,24 @@ def config():
 
 def shared_path(*parts) -> str:
     return os.path.join(SHARED, *parts)
+
+
+def p2p_config(preset: str | None = None, **overrides):
+    """configs/pix2pix.py shrunk like `tiny_config`: digits at 32 px, widths 8, batch 8,
+    4 steps (inpainting by default; `**{'data.task': 'sr4', 'model.generator': 'srresnet'}`
+    for super-resolution)."""
+    from gan_jax.configs import pix2pix  # noqa: PLC0415
+
+    c = pix2pix.get_config(preset)
+    c.batch_size = 8
+    c.num_epochs = 0
+    c.num_steps = 4
+    c.model.g_width = 8
+    c.model.d_width = 8
+    c.model.sr_blocks = 2
+    c.data.image_size = 32
+    c.log_every = 2
+    c.sample_every = 4
+    c.checkpoint_every = 2
+    c.num_sample_images = 4
+    return _override(c, overrides)

@@ -29,6 +29,14 @@ Both classifiers train for --classifier_steps; the real-data one is cached besid
 statistics (--stats_dir). Each conditional score is written under result['conditional'][name]
 with its own protocol.
 
+An image-to-image run (configs/pix2pix.py) is scored on its held-out test split instead:
+PSNR/SSIM on RGB and luma (SR: the factor cropped from the borders), L1, the task's own
+scores (inpainting: inside the hole by hole-area bucket; edges: edge F1) and KID/FID of the
+outputs against the targets, each beside the task's baselines (bicubic and Lanczos; OpenCV's
+Telea and Navier-Stokes; the input itself). --num_samples caps the test images (default all).
+
+  python evaluate.py --workdir=runs/sr4 [--split=validation] [--no_kid]
+
 Two image folders (every image in each, searched recursively, at its stored size):
 
   python evaluate.py --real=/data/cifar10/train --fake=runs/cifar10/generated/images
@@ -85,6 +93,10 @@ flags.DEFINE_string(
     "fid",
     f"Comma list of {', '.join(METRICS)}; all but fid need a class-conditional --workdir.",
 )
+flags.DEFINE_enum(
+    "split", "test", ("test", "validation"), "Image-to-image runs: the held-out split scored."
+)
+flags.DEFINE_bool("no_kid", False, "Image-to-image runs: skip KID/FID (no Inception network).")
 flags.DEFINE_integer("per_class", 1000, "Generated images per class (label_acc, cas, intra_fid).")
 flags.DEFINE_integer(
     "classifier_steps", 1000, "Training steps of the classifiers of label_acc and cas."
@@ -150,9 +162,87 @@ def _check_conditional_run(conditional: list[str]):
         )
 
 
+def _is_translation_run() -> bool:
+    """Whether --workdir holds an image-to-image run (read from config.json, before JAX)."""
+    from gan_jax import config_lib  # noqa: PLC0415 (ml_collections only)
+
+    try:
+        config = config_lib.load(FLAGS.workdir)
+    except config_lib.ConfigError as e:
+        _fail(str(e))
+    return bool(config.get("data", {}).get("task", ""))
+
+
+def _evaluate_translation():
+    """Scores an image-to-image run on its held-out split, beside the task's baselines."""
+    logging.set_verbosity(logging.INFO)
+    from gan_jax.evaluation import weights as weights_lib  # noqa: PLC0415
+
+    if not FLAGS.no_kid:
+        try:
+            weights_lib.resolve_weights(FLAGS.inception_weights)
+        except weights_lib.WeightsError as e:
+            _fail(f"{e} (or pass --no_kid)")
+    from gan_jax import errors, files, logs  # noqa: PLC0415
+    from gan_jax.evaluation import inception, translation  # noqa: PLC0415
+    from gan_jax.input import paired  # noqa: PLC0415
+    from gan_jax.sampling import translate  # noqa: PLC0415
+
+    logs.quiet_library_logs()
+    logs.quiet_checkpoint_reads()
+    try:
+        model = translate.load(FLAGS.workdir, FLAGS.step, use_ema=not FLAGS.no_ema)
+        pairs = paired.load_split(model.config, FLAGS.split)
+    except errors.USER_ERRORS as e:
+        _fail(str(e), errors.exit_code(e))
+    count = min(FLAGS.num_samples, len(pairs["input"]))
+    pairs = {k: v[:count] for k, v in pairs.items()}
+    logging.info(
+        "Evaluating %s step %d (task %s) on %d %s images",
+        FLAGS.workdir,
+        model.step,
+        model.task,
+        count,
+        FLAGS.split,
+    )
+    extractor = None
+    if not FLAGS.no_kid:
+        extractor = inception.InceptionFeatures(
+            FLAGS.inception_weights, preprocessing=FLAGS.preprocessing
+        )
+    result = translation.evaluate_pairs(
+        pairs,
+        lambda batch: model.translate_batch(batch),
+        task=model.task,
+        batch_size=FLAGS.batch_size,
+        extractor=extractor,
+    )
+    result.update(
+        step=model.step,
+        split=FLAGS.split,
+        checkpoint=FLAGS.step,
+        ema=model.use_ema,
+        workdir=FLAGS.workdir,
+    )
+    path = os.path.join(FLAGS.workdir, "eval", f"{FLAGS.split}_step_{model.step}.json")
+    try:
+        files.write_json(path, result)
+    except OSError as e:
+        _fail(f"cannot write '{path}': {e.strerror or e}", 4)
+    print(translation.format_result(result), flush=True)
+    print(f"  written to {path}", flush=True)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.workdir and os.path.isdir(FLAGS.workdir) and _is_translation_run():
+        if FLAGS.real or FLAGS.fake:
+            _fail("give either --workdir or --real and --fake, not both")
+        if FLAGS.num_samples < 1:
+            _fail(f"--num_samples must be >= 1, got {FLAGS.num_samples}")
+        _evaluate_translation()
+        return
     metrics = _metrics()
     _check_flags(metrics)
     conditional = [m for m in CONDITIONAL_METRICS if m in metrics]

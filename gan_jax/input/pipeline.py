@@ -93,6 +93,10 @@ def validate(config) -> None:
       DataError: with a message that names the offending field.
     """
     source, size, channels, crop = _settings(config)
+    if sources.data_field(config, "task", ""):  # an image-to-image task: paired examples
+        from gan_jax.input import paired  # noqa: PLC0415 (paired builds on this module)
+
+        paired.validate(config)
     if source not in SOURCES:
         raise DataError(
             f"config.data.source: unknown source '{source}'; choose one of {', '.join(SOURCES)}"
@@ -231,8 +235,12 @@ class ArrayDataset(Dataset):
             epoch = step // self.steps_per_epoch
             if epoch != order_epoch:
                 order_epoch, order = epoch, self.epoch_order(epoch)
-            idx = self.local_indices(step, order)
-            yield {"image": np.take(_TO_FLOAT, self.images[idx]), "label": self.labels[idx]}
+            yield self.batch(self.local_indices(step, order), epoch)
+
+    def batch(self, idx: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
+        """The batch of examples `idx` (read in `epoch`)."""
+        del epoch  # the same images every epoch; paired tasks degrade them per epoch
+        return {"image": np.take(_TO_FLOAT, self.images[idx]), "label": self.labels[idx]}
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         if self.prefetch <= 0:
@@ -527,6 +535,10 @@ def create_dataset(config, *, process_index: int, process_count: int, start_step
         process_count=process_count,
         start_step=start_step,
     )
+    if sources.data_field(config, "task", ""):
+        from gan_jax.input import paired  # noqa: PLC0415
+
+        return paired.create_paired_dataset(config, common=common)
     if source == "tfds":
         return _create_tfds(config, common, size, channels, crop)
     labelled = sources.model_num_classes(config) > 0

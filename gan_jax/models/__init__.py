@@ -29,6 +29,7 @@ MODELS = {
     "sngan": "gan_jax.models.sngan",
     "biggan": "gan_jax.models.biggan",
     "stylegan2": "gan_jax.models.stylegan2",
+    "pix2pix": "gan_jax.models.pix2pix",
 }
 
 
@@ -49,6 +50,11 @@ def num_classes(config) -> int:
     return int(config.model.get("num_classes", 0) or 0)
 
 
+def has_latent(config) -> bool:
+    """Whether the model generates from a latent z (False: it translates an input image)."""
+    return getattr(module(config.model.name), "HAS_LATENT", True)
+
+
 def validate(config) -> None:
     """Checks the model's name, the common model keys, then the model's own keys.
 
@@ -56,7 +62,8 @@ def validate(config) -> None:
       ConfigError: naming the key and what is allowed.
     """
     config_lib.choice(config, "model.name", tuple(available()))
-    config_lib.positive_int(config, "model.z_dim")
+    if has_latent(config):
+        config_lib.positive_int(config, "model.z_dim")
     if "num_classes" in config.model:
         config_lib.positive_int(config, "model.num_classes", zero_ok=True)
     module(config.model.name).validate(config)

@@ -112,7 +112,10 @@ import numpy as np
 from flax import linen as nn
 from jax import lax
 
-from gan_jax.models import layers
+from gan_jax import config_lib
+from gan_jax.errors import ConfigError
+from gan_jax.input import tasks
+from gan_jax.models import layers, srresnet
 from gan_jax.models.dcgan import resolve_conv_impl
 
 NORMS = ("batch", "instance", "none")
@@ -746,3 +749,145 @@ class ResnetGenerator(nn.Module):
             h = nn.relu(norm(h, f"up_norm{i}"))
         h = Conv(self.out_channels, 7, 1, 3, reflect=True, dtype=self.dtype, name="conv_out")(h)
         return jnp.tanh(h.astype(jnp.float32))
+
+
+# ----------------------------------------------------------------------------------------------
+# The 'pix2pix' model family: a translation generator and a conditional PatchGAN, by config
+
+# Translation models read an image, not a latent: `models.validate` skips `model.z_dim`.
+HAS_LATENT = False
+GENERATORS = ("unet", "resnet", "srresnet")
+DTYPES = ("float32", "bfloat16")
+
+
+def task_of(config):
+    """The run's image-to-image task (`config.data.task`) as a `tasks.Task`.
+
+    Raises:
+      ConfigError: no task, or one that does not parse.
+    """
+    spec = config.data.get("task", "")
+    config_lib.require(
+        bool(spec), "data.task", "a pix2pix model needs a task, e.g. 'sr4', 'inpaint', 'colorize'"
+    )
+    try:
+        return tasks.parse_task(spec)
+    except ValueError as e:
+        raise ConfigError(f"config.data.task: {e}") from None
+
+
+def validate(config) -> None:
+    """Checks the keys the pix2pix family owns: model.{generator, g_width, d_width, norm,
+    dropout, d_layers, sr_blocks, conv_impl, dtype}, and that the generator fits the task
+    and the image size.
+
+    Raises:
+      ConfigError: naming the key and what is allowed.
+    """
+    m = config.model
+    config_lib.choice(config, "model.generator", GENERATORS)
+    config_lib.positive_int(config, "model.g_width")
+    config_lib.positive_int(config, "model.d_width")
+    config_lib.choice(config, "model.norm", NORMS)
+    config_lib.number_in(config, "model.dropout", 0.0, 1.0, high_open=True)
+    config_lib.positive_int(config, "model.d_layers", zero_ok=True)
+    config_lib.positive_int(config, "model.sr_blocks", zero_ok=True)
+    config_lib.choice(config, "model.conv_impl", CONV_IMPLS)
+    config_lib.choice(config, "model.dtype", DTYPES)
+    # The objective's weights (`objectives.Pix2PixObjective`): this family's own loss keys.
+    for key in ("loss.l1", "loss.adv"):
+        if key.split(".")[1] in config.loss:
+            config_lib.number_in(config, key, 0.0, 1e6)
+    task = task_of(config)
+    size = config.data.image_size
+    if m.generator == "srresnet":
+        config_lib.require(
+            task.kind == "sr" and task.factor in srresnet.FACTORS,
+            "model.generator",
+            f"'srresnet' upsamples by 2, 4 or 8: it needs data.task sr2, sr4 or sr8, got "
+            f"'{task}'; use 'unet' or 'resnet' for same-size tasks",
+        )
+    else:
+        config_lib.require(
+            task.kind != "sr",
+            "model.generator",
+            f"'{m.generator}' keeps the image size; data.task '{task}' makes the input smaller: "
+            "use model.generator='srresnet'",
+        )
+    if m.generator == "unet":
+        config_lib.require(
+            _is_power_of_two(size) and size >= 4,
+            "data.image_size",
+            f"the U-Net needs a power of two >= 4, got {size}",
+        )
+    if m.generator == "resnet":
+        config_lib.require(
+            size % 4 == 0 and size >= 8,
+            "data.image_size",
+            f"the ResNet generator needs a multiple of 4 >= 8, got {size}",
+        )
+    if m.d_layers:
+        try:
+            patch_grid(size, m.d_layers)
+        except ValueError as e:
+            raise ConfigError(f"config.model.d_layers: {e}") from None
+    else:
+        try:
+            n_layers_for(size)
+        except ValueError as e:
+            raise ConfigError(f"config.data.image_size: {e}") from None
+
+
+def d_layers(config) -> int:
+    """The PatchGAN's n_layers: `model.d_layers`, or 0 = pix2pix's share of the image."""
+    return int(config.model.d_layers) or n_layers_for(config.data.image_size)
+
+
+def build(config):
+    """(generator, discriminator) for the task and `config.model`.
+
+    The generator is applied as `generator.apply(variables, source, train=...)` (a 'dropout'
+    rng when its dropout is active), the discriminator as `discriminator.apply(variables,
+    image, condition, train=...)`, where the condition is the source at the image's size;
+    `gan_jax.objectives.Pix2PixObjective` runs both.
+    """
+    m = config.model
+    task = task_of(config)
+    channels = config.data.channels
+    dtype = jnp.dtype(m.dtype)
+    if m.generator == "srresnet":
+        generator = srresnet.SRResNet(
+            factor=task.factor,
+            out_channels=channels,
+            width=m.g_width,
+            n_blocks=m.sr_blocks,
+            dtype=dtype,
+        )
+    elif m.generator == "unet":
+        generator = UNetGenerator(
+            out_channels=channels,
+            width=m.g_width,
+            # Fixed by the training size, so larger images (translate.py) run the same network.
+            depth=unet_depth(config.data.image_size),
+            norm=m.norm,
+            dropout=m.dropout,
+            conv_impl=m.conv_impl,
+            dtype=dtype,
+        )
+    else:
+        generator = ResnetGenerator(
+            out_channels=channels,
+            width=m.g_width,
+            norm=m.norm,
+            dropout=m.dropout,
+            conv_impl=m.conv_impl,
+            dtype=dtype,
+        )
+    discriminator = PatchDiscriminator(
+        width=m.d_width, n_layers=d_layers(config), norm=m.norm, conv_impl=m.conv_impl, dtype=dtype
+    )
+    return generator, discriminator
+
+
+def latent_weight(params, config, layers=None):
+    raise ValueError("a pix2pix model has no latent space (it translates an input image)")

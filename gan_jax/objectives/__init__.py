@@ -11,6 +11,7 @@ regulariser and style mixing) subclasses it.
 """
 
 from gan_jax.objectives.gan import GANObjective
+from gan_jax.objectives.pix2pix import Pix2PixObjective
 from gan_jax.objectives.regularisers import Context, Regulariser
 from gan_jax.objectives.stylegan2 import StyleGAN2Objective
 
@@ -19,6 +20,7 @@ OBJECTIVES = {
     "sngan": GANObjective,
     "biggan": GANObjective,
     "stylegan2": StyleGAN2Objective,
+    "pix2pix": Pix2PixObjective,
 }
 
 
@@ -28,4 +30,12 @@ def build(config) -> GANObjective:
     return cls(config)
 
 
-__all__ = ["OBJECTIVES", "Context", "GANObjective", "Regulariser", "StyleGAN2Objective", "build"]
+__all__ = [
+    "OBJECTIVES",
+    "Context",
+    "GANObjective",
+    "Pix2PixObjective",
+    "Regulariser",
+    "StyleGAN2Objective",
+    "build",
+]

@@ -38,7 +38,7 @@ class GANObjective:
         self.generator, self.discriminator = models.build(config)
         self.loss = losses.get(config.loss.name)
         self.num_classes = models.num_classes(config)
-        self.z_dim = int(config.model.z_dim)
+        self.z_dim = int(config.model.get("z_dim", 0) or 0)
         gp = float(config.loss.get("gp_weight", 10.0)) if self.loss.gradient_penalty else 0.0
         self.regularisers = reg_lib.from_config(config, gradient_penalty_weight=gp)
         aug = augment_config.settings(config)
@@ -82,6 +82,17 @@ class GANObjective:
             return z, None
         labels = jax.random.randint(jax.random.fold_in(key, 1), (batch,), 0, self.num_classes)
         return z, labels.astype(jnp.int32)
+
+    # The batch's keys (`gan_jax.input`); image-to-image objectives add 'source'.
+    batch_keys = ("image", "label")
+
+    def step_inputs(self, key, real_batch, batch_size: int):
+        """(G's input, the labels D sees with the fakes, those it sees with the reals).
+
+        A GAN draws latents and labels (`sample_latents`) and D sees the real batch's labels.
+        """
+        z, fake_y = self.sample_latents(key, batch_size)
+        return z, fake_y, real_batch["label"]
 
     def labels_or_none(self, labels):
         return labels if self.num_classes else None
@@ -215,11 +226,16 @@ class GANObjective:
             loss = loss + weighted
         return loss, (rest, real_logits, fake_logits, values)
 
-    def g_loss_of_fake(self, fake, fake_y, d_variables, *, key, extra):
-        """G's adversarial loss through D; returns (loss, D's updated collections)."""
+    def g_loss_of_fake(self, fake, fake_y, d_variables, *, key, extra, real=None):
+        """G's loss through D; returns (loss, (D's updated collections, {term: value})).
+
+        `real` is the step's last real batch: image-to-image objectives compare the fakes
+        with it; a GAN's loss does not read it.
+        """
+        del real
         p = self.augment_p(extra)
         logits, rest = self.run_D(d_variables, fake, fake_y, key=key, p=p, train=True)
-        return self.loss.g_loss(logits), rest
+        return self.loss.g_loss(logits), (rest, {})
 
     def g_regularisation(self, g_params, g_rest, *, key, step, extra, batch_size):
         """The weighted sum of G's regularisers, and (their values, the updated `extra`).

@@ -183,6 +183,12 @@ def load_generator(
     if not os.path.isdir(workdir):
         raise SamplingError(f"workdir '{workdir}' does not exist")
     config = config_lib.load(workdir)
+    if config.model.get("name", "") in models.MODELS and not models.has_latent(config):
+        raise SamplingError(
+            f"'{workdir}' is an image-to-image run (task {config.data.get('task', '?')}): it "
+            "translates images rather than sampling them; use translate.py --workdir=... "
+            "--input=IMAGE_OR_FOLDER --out=FOLDER"
+        )
     try:
         generator, _ = models.build(config)
         abstract = jax.eval_shape(
@@ -212,6 +218,13 @@ def load_generator(
         use_ema=use_ema and has_ema,
         workdir=workdir,
     )
+
+
+def restore_state(workdir: str, step, abstract):
+    """The GANState of a run's checkpoint `step` (None/'latest', a number, 'best'), restored
+    into the shapes of `abstract` without orbax's read-only notices."""
+    with _quiet_read_only():
+        return _restore(workdir, _parse_step(step), abstract)
 
 
 def _restore(workdir: str, step, abstract):

@@ -168,6 +168,25 @@ def fixed_noise(config, num_classes: int = 0):
     return z, labels, cols
 
 
+def _init_from(source: str, state):
+    """`state` with G's variables and EMA taken from the latest checkpoint of run `source`.
+
+    D, the optimisers and the counters start fresh: a new run that begins where another
+    run's generator ended (SR's adversarial fine-tuning of an L1-trained model).
+    """
+    other = ckpt_lib.Checkpointer(source, read_only=True)
+    try:
+        if other.latest_step() is None:
+            raise CheckpointError(f"config.init_from: no checkpoint in '{source}'")
+        restored = other.restore(state)
+    finally:
+        other.close()
+    logging.info("G initialised from %s (step %d)", source, int(restored.step))
+    return state.replace(
+        g=state.g.replace(variables=restored.g.variables), ema_params=restored.ema_params
+    )
+
+
 def train_and_evaluate(config, workdir: str, *, progress: str = "auto") -> state_lib.GANState:
     """Trains (or resumes) a GAN described by `config`, writing everything under `workdir`.
 
@@ -222,8 +241,11 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
     if checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
         logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
-    elif is_chief:
-        config_lib.save(config, workdir)
+    else:
+        if config.get("init_from", ""):
+            state = _init_from(config.init_from, state)
+        if is_chief:
+            config_lib.save(config, workdir)
     start_step = int(jax.device_get(state.step))
 
     # Each generator step reads d_steps batches: the data position is counted in batches.
@@ -249,13 +271,18 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
     if start_step == 0:
         writer.write_hparams(_flatten(config.to_dict()))
     train_step = step_lib.jit_train_step(config, mesh, total_steps=total, objective=objective)
-    batch_sharding = step_lib.batch_shardings(mesh)
+    batch_sharding = step_lib.batch_shardings(mesh, objective.batch_keys)
     sample_fn = jax.jit(
         lambda variables, z, y: objective.run_G(variables, z, y, train=False)[0],
         out_shardings=replicated,  # every process holds the whole grid
     )
     sampling_variables = state_lib.sampling_variables_fn(config, objective)
-    fixed_z, fixed_y, grid_cols = fixed_noise(config, objective.num_classes)
+    preview = None
+    if "source" in objective.batch_keys:  # image-to-image: validation inputs, not latents
+        preview = objective.preview(config, dataset)
+        fixed_z, fixed_y, grid_cols = preview["input"], None, 3
+    else:
+        fixed_z, fixed_y, grid_cols = fixed_noise(config, objective.num_classes)
     fixed_z = jax.device_put(fixed_z, replicated)
     fixed_y = None if fixed_y is None else jax.device_put(fixed_y, replicated)
     hooks = []
@@ -267,8 +294,10 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
         )
 
     def write_samples(step):
-        imgs = sample_fn(sampling_variables(state), fixed_z, fixed_y)
-        grid = images_lib.make_grid(jax.device_get(imgs), cols=grid_cols)
+        imgs = jax.device_get(sample_fn(sampling_variables(state), fixed_z, fixed_y))
+        if preview is not None:  # rows of input, output, target
+            imgs = objective.grid_images(imgs, preview)
+        grid = images_lib.make_grid(imgs, cols=grid_cols)
         if is_chief:
             images_lib.save_png(grid, os.path.join(workdir, SAMPLES_DIR, f"step_{step:08d}.png"))
             writer.write_images(step, {"samples": grid[None]})

@@ -84,7 +84,8 @@ def train_step(
     Args:
       state: the GANState.
       batch: {'image': [d_steps, global_batch, H, W, C] in [-1, 1], 'label': [d_steps,
-        global_batch] int32}; a single [global_batch, ...] batch is taken as d_steps = 1.
+        global_batch] int32, and 'source' [d_steps, global_batch, ...] for image-to-image
+        objectives}; a single [global_batch, ...] batch is taken as d_steps = 1.
       config: the training config (static).
       objective: the model family's objective (built from the config when None).
       total_steps: the run's generator steps (learning-rate schedules end there).
@@ -100,9 +101,9 @@ def train_step(
     g_tx, d_tx = make_optimizers(config, total_steps)
     if not isinstance(batch, dict):
         batch = {"image": batch, "label": jnp.zeros(batch.shape[:1], jnp.int32)}
-    images, labels = batch["image"], batch["label"]
-    if images.ndim == 4:
-        images, labels = images[None], labels[None]
+    if batch["image"].ndim == 4:
+        batch = {k: v[None] for k, v in batch.items()}
+    images = batch["image"]
     d_steps = config.d_steps
     if images.shape[0] != d_steps:
         raise ValueError(f"the batch holds {images.shape[0]} real batches, d_steps is {d_steps}")
@@ -120,7 +121,10 @@ def train_step(
     real_logits_all = []
     for k in range(d_steps):
         z_key, d_key = jax.random.split(jax.random.fold_in(step_key, k))
-        z, fake_y = objective.sample_latents(z_key, batch_size)
+        # G's input (latents, or the batch's source images) and the labels or conditions
+        # D sees with the fakes and with the reals.
+        real_batch = {name: v[k] for name, v in batch.items()}
+        z, fake_y, real_y = objective.step_inputs(z_key, real_batch, batch_size)
         z, fake_y = constrain(z), constrain(fake_y)
         noise_key = jax.random.fold_in(z_key, 2)  # G's own randomness (noise, style mixing)
 
@@ -138,7 +142,7 @@ def train_step(
             d_params,
             d_rest,
             images[k],
-            labels[k],
+            real_y,
             jax.lax.stop_gradient(fake),
             fake_y,
             key=d_key,
@@ -152,9 +156,10 @@ def train_step(
 
     g_key = jax.random.fold_in(step_key, d_steps)
     d_vars = {**d_rest, "params": d_params}
-    (g_loss, d_rest), dfake = jax.value_and_grad(objective.g_loss_of_fake, has_aux=True)(
-        fake, fake_y, d_vars, key=g_key, extra=state.extra
-    )
+    (g_loss, (d_rest, g_values)), dfake = jax.value_and_grad(
+        objective.g_loss_of_fake, has_aux=True
+    )(fake, fake_y, d_vars, key=g_key, extra=state.extra, real=images[d_steps - 1])
+    reg_values = {**reg_values, **g_values}
     (g_grads,) = g_pullback(dfake)
     extra = state.extra
     if objective.has_g_regularisers:
@@ -225,31 +230,32 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(devices, ("data",))
 
 
-def batch_shardings(mesh: jax.sharding.Mesh):
+def batch_shardings(mesh: jax.sharding.Mesh, keys=("image", "label")):
     """Shardings of a step's batch: [d_steps, global_batch, ...] split on the batch axis."""
     spec = NamedSharding(mesh, P(None, "data"))
-    return {"image": spec, "label": spec}
+    return dict.fromkeys(keys, spec)
 
 
 def stack_batches(local_batches: list[dict]) -> dict:
-    """d_steps local batches {'image', 'label'} -> one with a leading d_steps axis."""
-    return {k: np.stack([b[k] for b in local_batches]) for k in ("image", "label")}
+    """d_steps local batches {'image', 'label', ...} -> one with a leading d_steps axis."""
+    return {k: np.stack([b[k] for b in local_batches]) for k in local_batches[0]}
 
 
 def jit_train_step(config, mesh: jax.sharding.Mesh, *, total_steps: int = 0, objective=None):
     """Compiles `train_step` for `mesh`: batch sharded on 'data', state replicated, donated."""
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
+    objective = objective or objectives.build(config)
     fn = functools.partial(
         train_step,
         config=config,
-        objective=objective or objectives.build(config),
+        objective=objective,
         total_steps=total_steps,
         data_sharding=data,
     )
     return jax.jit(
         fn,
-        in_shardings=(replicated, batch_shardings(mesh)),
+        in_shardings=(replicated, batch_shardings(mesh, objective.batch_keys)),
         out_shardings=(replicated, replicated),
         donate_argnums=(0,),
     )
