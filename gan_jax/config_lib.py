@@ -19,7 +19,9 @@ from gan_jax.errors import ConfigError
 
 NONFINITE = ("stop", "skip")
 OPTIMIZERS = ("adam", "adamw")
-SCHEDULES = ("constant", "linear")  # linear: decay to zero at the last step (SNGAN, Mimicry)
+# linear: decay to zero at the last step (SNGAN, Mimicry); constant_linear: constant, then
+# linear to zero from optim.decay_start (a fraction of the run: pix2pix, CycleGAN)
+SCHEDULES = ("constant", "linear", "constant_linear")
 EVAL_PREPROCESSINGS = ("pytorch-fid", "tf")  # gan_jax.evaluation.PREPROCESSINGS, JAX-free
 CONFIG_FILE = "config.json"
 
@@ -112,6 +114,8 @@ def validate_common(config: ml_collections.ConfigDict, *, num_devices: int, num_
         choice(config, "optim.name", OPTIMIZERS)
     if "schedule" in optim:
         choice(config, "optim.schedule", SCHEDULES)
+    if "decay_start" in optim:
+        number_in(config, "optim.decay_start", 0.0, 1.0)
     if "weight_decay" in optim:
         number_in(config, "optim.weight_decay", 0.0, 1.0)
     for net in ("g", "d"):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, assert_clean_failure, p2p_config
+from conftest import ROOT, assert_clean_failure, assert_devices_agree, device_run, p2p_config
 from PIL import Image
 from test_reliability import _poison, _restore_all
 from test_zoo import _StopAfterThirdStep
@@ -186,40 +186,16 @@ _SOURCES = {
 }
 
 
-def _device_run(task, overrides, workdir, devices):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    out = str(workdir) + ".npz"
-    code = (
-        _DEVICE_RUN.replace("OVERRIDES", repr(overrides))
-        .replace("SOURCE", _SOURCES[task])
-        .replace("DEVICES", str(devices))
-        .replace("OUT", repr(out))
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=900)
-    with np.load(out) as f:
-        leaves = [f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))]
-    with np.load(out + ".metrics.npz") as f:
-        return leaves, dict(f)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["inpaint", "sr4"])
 def test_one_device_and_eight_devices_end_equal(task, tmp_path):
     # U-Net with batch norm and dropout (inpainting); the SR generator (sr4).
-    overrides = {"data.task": "inpaint:box", "model.dropout": 0.0} if task == "inpaint" else SR
-    one, m1 = _device_run(task, overrides, tmp_path / "one", 1)
-    eight, m8 = _device_run(task, overrides, tmp_path / "eight", 8)
-    assert {"l1", "g_adv", "d_loss"} <= m1.keys() == m8.keys()
-    for k in m1:
-        np.testing.assert_allclose(m1[k], m8[k], rtol=1e-4, atol=1e-6, err_msg=k)
-    total = differ = 0
-    for a, b in zip(one, eight):
-        if a.dtype.kind != "f":
-            np.testing.assert_array_equal(a, b)
-            continue
-        close = np.isclose(a, b, rtol=1e-4, atol=1e-5)
-        total, differ = total + a.size, differ + int((~close).sum())
-    assert differ / total < 0.02, f"{differ} of {total} entries differ"
+    overrides = {"data.task": "inpaint:box"} if task == "inpaint" else SR
+    code = _DEVICE_RUN.replace("OVERRIDES", repr(overrides)).replace("SOURCE", _SOURCES[task])
+    one, m1 = device_run(code, str(tmp_path / "one.npz"), 1)
+    eight, m8 = device_run(code, str(tmp_path / "eight.npz"), 8)
+    assert {"l1", "g_adv", "d_loss"} <= m1.keys()
+    assert_devices_agree(one, m1, eight, m8)
 
 
 def test_resumed_run_is_bit_identical(tmp_path, monkeypatch):

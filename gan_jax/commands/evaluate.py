@@ -170,7 +170,8 @@ def _is_translation_run() -> bool:
         config = config_lib.load(FLAGS.workdir)
     except config_lib.ConfigError as e:
         _fail(str(e))
-    return bool(config.get("data", {}).get("task", ""))
+    data = config.get("data", {})
+    return any(data.get(k, "") for k in ("task", "domain_b", "path_a"))
 
 
 def _evaluate_translation():
@@ -185,23 +186,28 @@ def _evaluate_translation():
             _fail(f"{e} (or pass --no_kid)")
     from gan_jax import errors, files, logs  # noqa: PLC0415
     from gan_jax.evaluation import inception, translation  # noqa: PLC0415
-    from gan_jax.input import paired  # noqa: PLC0415
+    from gan_jax.input import paired, unpaired  # noqa: PLC0415
     from gan_jax.sampling import translate  # noqa: PLC0415
 
     logs.quiet_library_logs()
     logs.quiet_checkpoint_reads()
     try:
         model = translate.load(FLAGS.workdir, FLAGS.step, use_ema=not FLAGS.no_ema)
-        pairs = paired.load_split(model.config, FLAGS.split)
+        if model.task is None:  # CycleGAN: held-out A images (and their known translation)
+            pairs = unpaired.load_split(model.config, FLAGS.split)
+        else:
+            pairs = paired.load_split(model.config, FLAGS.split)
     except errors.USER_ERRORS as e:
         _fail(str(e), errors.exit_code(e))
     count = min(FLAGS.num_samples, len(pairs["input"]))
     pairs = {k: v[:count] for k, v in pairs.items()}
+    if model.task is None and "target" not in pairs and FLAGS.no_kid:
+        _fail("two-folder CycleGAN runs are scored by KID to domain B only: drop --no_kid")
     logging.info(
         "Evaluating %s step %d (task %s) on %d %s images",
         FLAGS.workdir,
         model.step,
-        model.task,
+        model.task or "A -> B",
         count,
         FLAGS.split,
     )

@@ -42,10 +42,12 @@ def _display(source: np.ndarray, task: tasks.Task, channels: int) -> np.ndarray:
     return x
 
 
-def baselines(task: tasks.Task, pairs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The task's classical answers, uint8 [N, H, W, C] by name."""
-    source, target = pairs["input"], pairs["target"]
-    channels = target.shape[-1]
+def baselines(task: tasks.Task | None, pairs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The task's classical answers, uint8 [N, H, W, C] by name (CycleGAN: the input)."""
+    source = pairs["input"]
+    if task is None:
+        return {"input": to_uint8(source)}
+    channels = pairs["target"].shape[-1]
     small = to_uint8(source)
     if task.kind == "sr":
         return {k: im.upsample(small, task.factor, k) for k in im.UPSAMPLE_KERNELS}
@@ -113,32 +115,37 @@ def evaluate_pairs(
       ...}, 'protocol': ...}; scores hold psnr, ssim, psnr_y, ssim_y, l1, plus hole scores
       (inpaint), edge_f1 (edges), kid/kid_std/fid (with an extractor).
     """
-    source, target = pairs["input"], pairs["target"]
+    source, target = pairs["input"], pairs.get("target")
     n = len(source)
     outs = []
     for i in range(0, n, batch_size):
         outs.append(np.asarray(translate_batch(source[i : i + batch_size]), np.float32))
     model = np.concatenate(outs)
-    if task.kind == "inpaint":  # known pixels kept, as translate.py returns them
+    if task is not None and task.kind == "inpaint":  # known pixels kept, as translate.py does
         hole = pairs["mask"]
         model = target * (1 - hole) + model * hole
     methods = {"model": to_uint8(model), **baselines(task, pairs)}
-    crop = task.factor if task.kind == "sr" else 0
-    result: dict[str, Any] = {"num_examples": n, "task": str(task), "crop_border": crop}
+    kind = task.kind if task is not None else "cyclegan"
+    crop = task.factor if kind == "sr" else 0
+    name = str(task) if task is not None else "A -> B (CycleGAN)"
+    result: dict[str, Any] = {"num_examples": n, "task": name, "crop_border": crop}
     scored = {}
-    for name, images in methods.items():
-        s = _scores(images, target, crop)
-        if task.kind == "inpaint":
+    for method, images in methods.items():
+        s = _scores(images, target, crop) if target is not None else {}
+        if kind == "inpaint":
             s.update(_hole_scores(images, target, pairs["mask"]))
-        if task.kind == "edges":
+        if kind == "edges":
             s["edge_f1"] = _edge_f1(images, target)
-        scored[name] = s
-    if task.kind == "edges":  # how well the input's own edges match: the model's ceiling
+        scored[method] = s
+    if kind == "edges":  # how well the input's own edges match: the model's ceiling
         scored["input_edges"] = {
             "edge_f1": im.edge_f1(source[..., 0] > 0, im.edges_of(to_uint8(target))).mean
         }
     if extractor is not None:
-        real = extractor.features(to_uint8(target), batch_size=batch_size)
+        # Against the targets; for CycleGAN, against held-out images of domain B.
+        reference = pairs["domain_b"] if kind == "cyclegan" else to_uint8(target)
+        real = extractor.features(reference, batch_size=batch_size)
+        result["kid_reference"] = "domain B (held out)" if kind == "cyclegan" else "targets"
         for name, images in methods.items():
             fake = extractor.features(images, batch_size=batch_size)
             kid, kid_std = metrics_lib.kernel_inception_distance(

@@ -76,6 +76,11 @@ def _settings(config) -> tuple[str, int, int, str]:
     return source, size, channels, crop
 
 
+def is_unpaired(config) -> bool:
+    """Two image domains (CycleGAN): `data.path_a`/`data.path_b` or `data.domain_b` is set."""
+    return any(sources.data_field(config, k, "") for k in ("path_a", "path_b", "domain_b"))
+
+
 def validate(config) -> None:
     """Cheap checks of ``config.data`` before anything is compiled or decoded.
 
@@ -109,6 +114,12 @@ def validate(config) -> None:
         raise DataError(
             f"config.data.crop: must be one of {', '.join(sources.CROPS)}, got '{crop}'"
         )
+    if is_unpaired(config):  # two domains (CycleGAN): their own checks
+        from gan_jax.input import unpaired  # noqa: PLC0415
+
+        unpaired.validate(config)
+        if not sources.data_field(config, "domain_b", ""):
+            return  # two folders, checked there; one stylised source is checked below
     num_classes = sources.model_num_classes(config)
     sources.folder_label_mode(config, required=False)  # a typo fails for every source
     if source == "digits":
@@ -539,6 +550,10 @@ def create_dataset(config, *, process_index: int, process_count: int, start_step
         from gan_jax.input import paired  # noqa: PLC0415
 
         return paired.create_paired_dataset(config, common=common)
+    if is_unpaired(config):
+        from gan_jax.input import unpaired  # noqa: PLC0415
+
+        return unpaired.create_unpaired_dataset(config, common=common)
     if source == "tfds":
         return _create_tfds(config, common, size, channels, crop)
     labelled = sources.model_num_classes(config) > 0

@@ -30,6 +30,7 @@ MODELS = {
     "biggan": "gan_jax.models.biggan",
     "stylegan2": "gan_jax.models.stylegan2",
     "pix2pix": "gan_jax.models.pix2pix",
+    "cyclegan": "gan_jax.models.cyclegan",
 }
 
 

@@ -10,6 +10,7 @@ share `GANObjective`. A family with its own training phases (StyleGAN2's path-le
 regulariser and style mixing) subclasses it.
 """
 
+from gan_jax.objectives.cyclegan import CycleGANObjective
 from gan_jax.objectives.gan import GANObjective
 from gan_jax.objectives.pix2pix import Pix2PixObjective
 from gan_jax.objectives.regularisers import Context, Regulariser
@@ -21,6 +22,7 @@ OBJECTIVES = {
     "biggan": GANObjective,
     "stylegan2": StyleGAN2Objective,
     "pix2pix": Pix2PixObjective,
+    "cyclegan": CycleGANObjective,
 }
 
 
@@ -33,6 +35,7 @@ def build(config) -> GANObjective:
 __all__ = [
     "OBJECTIVES",
     "Context",
+    "CycleGANObjective",
     "GANObjective",
     "Pix2PixObjective",
     "Regulariser",

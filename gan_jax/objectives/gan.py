@@ -191,7 +191,8 @@ class GANObjective:
         """D's loss on a real and a (detached) fake batch, in two calls as the seed does.
 
         Returns:
-          (loss, (updated collections, real logits, fake logits, {regulariser: value}))
+          (loss, (updated collections, real logits, fake logits, {regulariser: value},
+          `extra` as D's update leaves it: unchanged here, CycleGAN's fake histories move))
         """
         k_real, k_fake, k_reg = jax.random.split(key, 3)
         p = self.augment_p(extra)
@@ -224,7 +225,7 @@ class GANObjective:
             value, weighted = self._weighted(reg, ctx, step)
             values[reg.name] = value
             loss = loss + weighted
-        return loss, (rest, real_logits, fake_logits, values)
+        return loss, (rest, real_logits, fake_logits, values, extra)
 
     def g_loss_of_fake(self, fake, fake_y, d_variables, *, key, extra, real=None):
         """G's loss through D; returns (loss, (D's updated collections, {term: value})).

@@ -1,4 +1,5 @@
-"""Apply a trained image-to-image run (`configs/pix2pix.py`) to images of any size.
+"""Apply a trained image-to-image run (`configs/pix2pix.py`, `configs/cyclegan.py`: G_AB) to
+images of any size.
 
     from gan_jax import translate
     tr = translate.load("runs/sr4")                 # latest checkpoint, EMA weights if kept
@@ -39,12 +40,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gan_jax import config_lib, models
+from gan_jax import config_lib, models, objectives
 from gan_jax.errors import SamplingError
 from gan_jax.input import tasks
 from gan_jax.models import pix2pix as pix2pix_lib
 from gan_jax.models import srresnet
-from gan_jax.objectives.pix2pix import Pix2PixObjective
 from gan_jax.sampling import generation
 from gan_jax.training import state as state_lib
 
@@ -62,8 +62,8 @@ class Translator:
 
     Attributes:
       config: the run's config.
-      task: the `tasks.Task` it was trained for.
-      objective: its `Pix2PixObjective`.
+      task: the `tasks.Task` it was trained for (None: CycleGAN, A -> B).
+      objective: its `Pix2PixObjective` or `CycleGANObjective`.
       variables: G's variables (EMA parameters when kept).
       step: the checkpoint's step.
       workdir: where it was loaded from.
@@ -87,7 +87,10 @@ class Translator:
 
     @property
     def input_size(self) -> int:
-        """The smallest input side the model takes (its training input's side)."""
+        """The smallest input side the model takes (its training input's side; CycleGAN's
+        ResNet generator takes anything from 8 px)."""
+        if self.task is None:
+            return 8
         return self.task.input_shape((self.image_size, self.image_size, self.channels))[0]
 
     @property
@@ -121,7 +124,7 @@ class Translator:
         if c == self.channels:
             return x
         if self.channels == 3 and c == 1:
-            if self.task.kind == "colorize":
+            if self.task is not None and self.task.kind == "colorize":
                 return np.repeat(x, 3, axis=-1)  # grey is what colourisation reads anyway
             raise SamplingError(
                 f"{name}: a greyscale image, but this model translates RGB images "
@@ -140,7 +143,7 @@ class Translator:
                 f"{name}: {w}x{h} is smaller than the model's input ({small}x{small} px); "
                 "use a larger image"
             )
-        if max(h, w) > MAX_SIDE and self.task.kind != "sr":
+        if max(h, w) > MAX_SIDE and (self.task is None or self.task.kind != "sr"):
             raise SamplingError(f"{name}: {w}x{h} is larger than {MAX_SIDE} px on a side")
 
     def model_input(self, image, *, mask=None, degrade: bool = False, seed: int = 0, name="image"):
@@ -148,6 +151,9 @@ class Translator:
         x = self._as_channels(image, name)
         task = self.task
         hole = None
+        if task is None:  # CycleGAN: the image as it is
+            self._check_size(x, name)
+            return _to_float(x), x, None
         if degrade:
             if task.kind == "sr":  # crop to a multiple of the factor, then downscale
                 f = task.factor
@@ -196,7 +202,7 @@ class Translator:
 
     def translate_source(self, source: np.ndarray, *, tile: int = DEFAULT_TILE, margin=None):
         """Float output of a model input [h, w, c']: tiled for SR, padded for the rest."""
-        if self.task.kind == "sr":
+        if self.task is not None and self.task.kind == "sr":
             return self._tiled(source, tile, self.margin if margin is None else margin)
         return self._padded(source)
 
@@ -210,7 +216,7 @@ class Translator:
 
     @property
     def _is_unet(self) -> bool:
-        return self.config.model.generator == "unet"
+        return self.config.model.get("generator", "") == "unet"
 
     def _tiled(self, source: np.ndarray, tile: int, margin: int) -> np.ndarray:
         """SR in overlapping windows of (tile + 2 margin) input pixels, keeping the centres.
@@ -268,7 +274,7 @@ def load(workdir: str, step=None, *, use_ema: bool = True) -> Translator:
             f"'{workdir}' is a {name or 'unknown'} run, which generates from latents: "
             "translate.py applies image-to-image runs (configs/pix2pix.py); use sample.py"
         )
-    objective = Pix2PixObjective(config)
+    objective = objectives.build(config)
     abstract = jax.eval_shape(
         lambda key: state_lib.create_state(config, key, objective=objective), jax.random.PRNGKey(0)
     )

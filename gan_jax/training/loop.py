@@ -272,15 +272,20 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
         writer.write_hparams(_flatten(config.to_dict()))
     train_step = step_lib.jit_train_step(config, mesh, total_steps=total, objective=objective)
     batch_sharding = step_lib.batch_shardings(mesh, objective.batch_keys)
-    sample_fn = jax.jit(
-        lambda variables, z, y: objective.run_G(variables, z, y, train=False)[0],
-        out_shardings=replicated,  # every process holds the whole grid
-    )
+    if "source" in objective.batch_keys:  # image-to-image: G on held-out inputs
+        sample_fn = jax.jit(
+            lambda variables, x, y: objective.translate(variables, x), out_shardings=replicated
+        )
+    else:
+        sample_fn = jax.jit(
+            lambda variables, z, y: objective.run_G(variables, z, y, train=False)[0],
+            out_shardings=replicated,  # every process holds the whole grid
+        )
     sampling_variables = state_lib.sampling_variables_fn(config, objective)
     preview = None
     if "source" in objective.batch_keys:  # image-to-image: validation inputs, not latents
         preview = objective.preview(config, dataset)
-        fixed_z, fixed_y, grid_cols = preview["input"], None, 3
+        fixed_z, fixed_y, grid_cols = preview["input"], None, int(preview.get("cols", 3))
     else:
         fixed_z, fixed_y, grid_cols = fixed_noise(config, objective.num_classes)
     fixed_z = jax.device_put(fixed_z, replicated)

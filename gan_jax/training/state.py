@@ -96,9 +96,16 @@ class GANState:
 def _optimizer(config, net: str, total_updates: int) -> optax.GradientTransformation:
     o = config.optim
     lr = o[f"{net}_lr"]
-    if o.get("schedule", "constant") == "linear":
+    schedule = o.get("schedule", "constant")
+    if schedule == "linear":
         # SNGAN / Mimicry: linear decay to zero over the run.
         lr = optax.linear_schedule(lr, 0.0, max(int(total_updates), 1))
+    elif schedule == "constant_linear":
+        # pix2pix / CycleGAN: constant, then linear decay to zero from `decay_start` (a
+        # fraction of the run; their 100 + 100 epochs are 0.5).
+        start = int(round(float(o.get("decay_start", 0.5)) * int(total_updates)))
+        decay = optax.linear_schedule(lr, 0.0, max(int(total_updates) - start, 1))
+        lr = optax.join_schedules([optax.constant_schedule(lr), decay], [start])
     b1, b2 = o[f"{net}_b1"], o[f"{net}_b2"]
     if o.get("name", "adam") == "adamw":
         return optax.adamw(lr, b1=b1, b2=b2, weight_decay=o.get("weight_decay", 0.0))

@@ -119,6 +119,7 @@ def train_step(
     d_params, d_rest, d_opt = state.d.params, state.d.collections, state.d.opt_state
     d_grad_ok = jnp.array(True)
     real_logits_all = []
+    extra = state.extra
     for k in range(d_steps):
         z_key, d_key = jax.random.split(jax.random.fold_in(step_key, k))
         # G's input (latents, or the batch's source images) and the labels or conditions
@@ -136,9 +137,7 @@ def train_step(
             fake, g_pullback, g_rest = jax.vjp(g_forward, g_params, has_aux=True)
         else:
             fake, g_rest = g_forward(g_params)
-        (d_loss, (d_rest, real_logits, fake_logits, reg_values)), d_grads = jax.value_and_grad(
-            objective.d_loss, has_aux=True
-        )(
+        (d_loss, aux), d_grads = jax.value_and_grad(objective.d_loss, has_aux=True)(
             d_params,
             d_rest,
             images[k],
@@ -147,8 +146,9 @@ def train_step(
             fake_y,
             key=d_key,
             step=state.step,
-            extra=state.extra,
+            extra=extra,
         )
+        d_rest, real_logits, fake_logits, reg_values, extra = aux
         real_logits_all.append(real_logits)
         d_grad_ok &= _all_finite(d_grads) & jnp.isfinite(d_loss)
         d_updates, d_opt = d_tx.update(d_grads, d_opt, d_params)
@@ -158,10 +158,9 @@ def train_step(
     d_vars = {**d_rest, "params": d_params}
     (g_loss, (d_rest, g_values)), dfake = jax.value_and_grad(
         objective.g_loss_of_fake, has_aux=True
-    )(fake, fake_y, d_vars, key=g_key, extra=state.extra, real=images[d_steps - 1])
+    )(fake, fake_y, d_vars, key=g_key, extra=extra, real=images[d_steps - 1])
     reg_values = {**reg_values, **g_values}
     (g_grads,) = g_pullback(dfake)
-    extra = state.extra
     if objective.has_g_regularisers:
         (_, (g_reg_values, extra)), g_reg_grads = jax.value_and_grad(
             objective.g_regularisation, has_aux=True
