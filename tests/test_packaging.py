@@ -18,7 +18,7 @@ from conftest import ROOT, TINY_FLAGS
 from gan_jax import __version__, cli
 
 SCRIPTS = ("train", "sample", "evaluate", "project", "studio", "translate")
-CONFIGS = ("biggan", "dcgan", "pix2pix", "sngan", "stylegan2")
+CONFIGS = ("biggan", "cyclegan", "dcgan", "pix2pix", "sngan", "stylegan2")
 
 
 def _copy_tree(dest):
@@ -146,7 +146,7 @@ def test_every_console_script_answers_help(installed):
         assert proc.returncode in (0, 1), texts[name][-3000:]  # absl's --help exits with 1
         assert "Traceback" not in texts[name], texts[name][-3000:]
         assert f"{flag[name]}:" in texts[name], texts[name][-3000:]  # the command's own flags
-    assert "biggan, dcgan, pix2pix, sngan, stylegan2" in " ".join(texts["train"].split())
+    assert "biggan, cyclegan, dcgan, pix2pix, sngan, stylegan2" in " ".join(texts["train"].split())
 
 
 def test_train_by_config_name_then_sample_outside_the_checkout(installed, tmp_path):
@@ -210,7 +210,7 @@ def test_paths_are_left_to_the_file_loader(spec, monkeypatch):
 def test_unknown_names_list_the_packaged_ones(spec, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(
-        cli.ConfigNameError, match="packaged configs: biggan, dcgan, pix2pix, sngan"
+        cli.ConfigNameError, match="packaged configs: biggan, cyclegan, dcgan, pix2pix"
     ):
         cli.resolve_config(spec)
 
