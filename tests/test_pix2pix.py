@@ -70,6 +70,7 @@ def test_every_preset_validates(preset, tmp_path):
         ({"loss.l1": -1.0}, "loss.l1"),
         ({"model.d_layers": 5}, "model.d_layers"),
         ({"init_from": "/nonexistent/run"}, "init_from"),
+        ({"eval.fid_every": 100}, "eval.fid_every"),
     ],
 )
 def test_impossible_configs_are_clear_errors(overrides, key):

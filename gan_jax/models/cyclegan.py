@@ -98,6 +98,7 @@ class CycleDiscriminators(nn.Module):
 def validate(config) -> None:
     """Checks model.{g_width, d_width, g_blocks, d_layers, norm, pool_size, conv_impl, dtype},
     loss.{cycle, identity} and that the data gives two domains."""
+    pix2pix.require_no_fid(config)
     config_lib.positive_int(config, "model.g_width")
     config_lib.positive_int(config, "model.d_width")
     config_lib.positive_int(config, "model.g_blocks", zero_ok=True)

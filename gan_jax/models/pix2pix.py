@@ -776,6 +776,16 @@ def task_of(config):
         raise ConfigError(f"config.data.task: {e}") from None
 
 
+def require_no_fid(config) -> None:
+    """FID in training samples latents; an image-to-image run is scored by evaluate.py."""
+    if "eval" in config:
+        config_lib.require(
+            not config.eval.get("fid_every", 0),
+            "eval.fid_every",
+            "image-to-image runs are scored on their test split by evaluate.py --workdir; set 0",
+        )
+
+
 def validate(config) -> None:
     """Checks the keys the pix2pix family owns: model.{generator, g_width, d_width, norm,
     dropout, d_layers, sr_blocks, conv_impl, dtype}, and that the generator fits the task
@@ -798,6 +808,7 @@ def validate(config) -> None:
     for key in ("loss.l1", "loss.adv"):
         if key.split(".")[1] in config.loss:
             config_lib.number_in(config, key, 0.0, 1e6)
+    require_no_fid(config)
     task = task_of(config)
     size = config.data.image_size
     if m.generator == "srresnet":

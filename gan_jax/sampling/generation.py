@@ -184,8 +184,9 @@ def load_generator(
         raise SamplingError(f"workdir '{workdir}' does not exist")
     config = config_lib.load(workdir)
     if config.model.get("name", "") in models.MODELS and not models.has_latent(config):
+        kind = config.data.get("task", "") or "CycleGAN"
         raise SamplingError(
-            f"'{workdir}' is an image-to-image run (task {config.data.get('task', '?')}): it "
+            f"'{workdir}' is an image-to-image run ({kind}): it "
             "translates images rather than sampling them; use translate.py --workdir=... "
             "--input=IMAGE_OR_FOLDER --out=FOLDER"
         )
