@@ -393,3 +393,44 @@ def test_evaluate_py_scores_the_test_split_beside_bicubic(sr_rgb_run, tmp_path):
 
 def _paths(root):
     return [os.path.join(root, f) for f in os.listdir(root) if f.endswith(".png")]
+
+
+# -- the perceptual feature loss -----------------------------------------------------------------
+
+
+def test_inception_stem_is_the_fid_networks_first_layers():
+    from gan_jax.evaluation import inception, weights  # noqa: PLC0415
+
+    params, _ = weights.load_inception_params()
+    x = jax.random.uniform(jax.random.PRNGKey(0), (1, 75, 75, 3), minval=-1, maxval=1)
+    _, state = inception.InceptionV3().apply(
+        {"params": params}, x, capture_intermediates=True, mutable=["intermediates"]
+    )
+    conv4a = state["intermediates"]["Conv2d_4a_3x3"]["__call__"][0]  # before its ReLU
+    stem = inception.stem_features()(x)
+    assert stem.shape == (1, 15, 15, 192)  # 75 -> 37 -> 35 -> 35 -> 17 -> 17 -> 15
+    np.testing.assert_allclose(stem, jax.nn.relu(conv4a), rtol=1e-5, atol=1e-5)
+
+
+def test_feature_loss_term_and_its_missing_weights_error(tmp_path):
+    from gan_jax.evaluation import inception  # noqa: PLC0415
+    from gan_jax.training import step as step_lib  # noqa: PLC0415
+
+    config = p2p_config(**SR)
+    config.loss.feature = 0.1
+    obj = step_lib.objective_for(config)
+    g_vars, d_vars = obj.init(jax.random.PRNGKey(0), (32, 32, 1))
+    real = jax.random.uniform(jax.random.PRNGKey(1), (2, 32, 32, 1), minval=-1, maxval=1)
+    fake = jnp.clip(real + 0.3, -1, 1)
+    loss, (_, values) = obj.g_loss_of_fake(
+        fake, obj.condition(real[:, ::4, ::4]), d_vars, key=None, extra={}, real=real
+    )
+    f = inception.stem_features()
+    expected = float(jnp.mean((f(fake) - f(real)) ** 2))
+    np.testing.assert_allclose(values["feature"], expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        loss, values["g_adv"] + 100 * values["l1"] + 0.1 * expected, rtol=1e-5
+    )
+    config.loss.feature_weights = str(tmp_path / "missing.pt")
+    with pytest.raises(ConfigError, match="config.loss.feature: the feature loss needs"):
+        step_lib.objective_for(config)

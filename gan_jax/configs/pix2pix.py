@@ -73,9 +73,12 @@ def _sr(c: ml_collections.ConfigDict, factor: int, gan: bool) -> None:
     c.optim.g_b1 = c.optim.d_b1 = 0.9
     c.optim.g_b2 = c.optim.d_b2 = 0.99
     # L1 regression first (the "PSNR model"); the GAN preset fine-tunes it (init_from) with
-    # the adversarial term at 1/100 of L1, pix2pix's ratio, at half the learning rate.
+    # the adversarial term at 1/100 of L1 (pix2pix's ratio) and a perceptual feature term
+    # (FID Inception's stem, as VGG for SRGAN/ESRGAN; 0.1 x its MSE is about L1 at the start)
+    # at half the learning rate.
     c.loss.l1 = 1.0
     c.loss.adv = 0.01 if gan else 0.0
+    c.loss.feature = 0.1 if gan else 0.0
     if gan:
         c.optim.g_lr = c.optim.d_lr = 1e-4
         c.num_steps = 1000
@@ -103,6 +106,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.loss.name = "nonsaturating"
     c.loss.l1 = 100.0  # weight of mean |G(x) - y|
     c.loss.adv = 1.0  # weight of the adversarial term (0: L1 regression only)
+    c.loss.feature = 0.0  # weight of the perceptual feature MSE (FID Inception's stem)
+    c.loss.feature_weights = ""  # its weights file ('' = the FID weights found offline)
     # A workdir whose latest checkpoint starts G (and its EMA) when this run starts from
     # scratch: the GAN fine-tuning of an L1-trained SR model. Same model config required.
     c.init_from = ""

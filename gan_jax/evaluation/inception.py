@@ -217,6 +217,46 @@ class InceptionV3(nn.Module):
         return features, logits
 
 
+STEM_LAYERS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")
+
+
+class InceptionStem(nn.Module):
+    """`InceptionV3`'s first five convolutions (to Conv2d_4a_3x3, before its second pool):
+    192 feature maps at about 1/5 of the input's side, computed at the input's own size.
+
+    A perceptual feature for image-to-image losses where VGG's weights cannot be fetched (its
+    input is the network's [-1, 1] range, which [-1, 1] images already are).
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = _conv(x, 32, (3, 3), "Conv2d_1a_3x3", stride=2)
+        x = _conv(x, 32, (3, 3), "Conv2d_2a_3x3")
+        x = _conv(x, 64, (3, 3), "Conv2d_2b_3x3", padding=(1, 1))
+        x = _max_pool_3x3(x, 2, "VALID")
+        x = _conv(x, 80, (1, 1), "Conv2d_3b_1x1")
+        return _conv(x, 192, (3, 3), "Conv2d_4a_3x3")
+
+
+def stem_features(weights: str | None = None) -> Callable[[jax.Array], jax.Array]:
+    """images [B, H, W, C] in [-1, 1] (C = 1 or 3) -> `InceptionStem` features [B, h, w, 192].
+
+    A closure over the stem's weights (0.2 M parameters of the FID network, `weights` as
+    `weights.resolve_weights`); differentiable, for the SR feature loss.
+    """
+    params, _ = weights_lib.load_inception_params(weights)
+    stem = jax.device_put({k: params[k] for k in STEM_LAYERS})
+    model = InceptionStem()
+
+    def features(images: jax.Array) -> jax.Array:
+        x = images.astype(jnp.float32)
+        if x.shape[-1] == 1:
+            x = jnp.repeat(x, 3, axis=-1)
+        return model.apply({"params": stem}, x)
+
+    return features
+
+
 # --------------------------------------------------------------------------------------------
 # Preprocessing.
 

@@ -805,7 +805,7 @@ def validate(config) -> None:
     config_lib.choice(config, "model.conv_impl", CONV_IMPLS)
     config_lib.choice(config, "model.dtype", DTYPES)
     # The objective's weights (`objectives.Pix2PixObjective`): this family's own loss keys.
-    for key in ("loss.l1", "loss.adv"):
+    for key in ("loss.l1", "loss.adv", "loss.feature"):
         if key.split(".")[1] in config.loss:
             config_lib.number_in(config, key, 0.0, 1e6)
     require_no_fid(config)

@@ -7,6 +7,11 @@ upsampled bicubically), so it judges whether the output goes with its input. G m
 
   adv_weight * adversarial loss (`config.loss.name`, averaged over patches)
   + l1_weight * mean |G(source) - target|
+  + feature_weight * mean (F(G(source)) - F(target))^2       (`loss.feature`, 0 = off)
+
+F is a perceptual feature: the FID Inception network's first five convolutions at the image's
+own size (`evaluation.inception.InceptionStem`), in place of SRGAN/ESRGAN's VGG features,
+whose weights cannot be fetched offline.
 
 pix2pix's recipe is the non-saturating loss with l1_weight = 100 (`loss.l1`). With
 `loss.adv = 0` the objective is plain L1 regression (the PSNR-oriented model SR papers train
@@ -54,6 +59,10 @@ class Pix2PixObjective(GANObjective):
         self.task = pix2pix_lib.task_of(config)
         self.l1_weight = float(config.loss.get("l1", 100.0))
         self.adv_weight = float(config.loss.get("adv", 1.0))
+        self.feature_weight = float(config.loss.get("feature", 0.0) or 0.0)
+        # images -> feature maps, set by the training layer when feature_weight > 0 (the
+        # FID Inception network's stem: `training.objective_for`).
+        self.features = None
         self.image_size = int(config.data.image_size)
         self.channels = int(config.data.channels)
 
@@ -117,6 +126,12 @@ class Pix2PixObjective(GANObjective):
         values["l1"] = l1
         if self.l1_weight:
             loss = loss + self.l1_weight * l1
+        if self.feature_weight:
+            if self.features is None:
+                raise ValueError("loss.feature > 0 needs the feature network (objective_for)")
+            diff = self.features(fake) - jax.lax.stop_gradient(self.features(real))
+            values["feature"] = jnp.mean(jnp.square(diff))
+            loss = loss + self.feature_weight * values["feature"]
         return loss, (rest, values)
 
     # -- grids --------------------------------------------------------------------------

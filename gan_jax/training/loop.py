@@ -20,7 +20,7 @@ from clu import asynclib, metric_writers, periodic_actions
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gan_jax import config_lib, objectives
+from gan_jax import config_lib
 from gan_jax import images as images_lib
 from gan_jax import input as input_lib
 from gan_jax import progress as progress_lib
@@ -232,7 +232,7 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
     # Before the checkpointer: missing Inception weights fail here, with nothing to clean up.
     fid = fid_hook_lib.FidHook.create(config, workdir, is_chief=is_chief)  # None when off
     checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-    objective = objectives.build(config)
+    objective = step_lib.objective_for(config)  # missing feature weights fail here
     init = jax.jit(
         lambda key: state_lib.create_state(config, key, objective=objective),
         out_shardings=replicated,

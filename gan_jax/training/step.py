@@ -70,6 +70,27 @@ def ema_initial_share(config, step: int) -> float:
     return float(np.prod(d))
 
 
+def objective_for(config):
+    """The config's objective with what the training layer supplies: the perceptual feature
+    network of an image-to-image objective with `loss.feature > 0` (FID Inception's stem,
+    weights as `evaluation.weights.resolve_weights`, `loss.feature_weights` or the default)."""
+    objective = objectives.build(config)
+    if getattr(objective, "feature_weight", 0):
+        from gan_jax import config_lib  # noqa: PLC0415
+        from gan_jax.evaluation import inception, weights  # noqa: PLC0415 (torch-format files)
+
+        try:
+            objective.features = inception.stem_features(
+                config.loss.get("feature_weights", "") or None
+            )
+        except weights.WeightsError as e:
+            raise config_lib.ConfigError(
+                f"config.loss.feature: the feature loss needs the FID Inception weights "
+                f"(or set it to 0). {e}"
+            ) from None
+    return objective
+
+
 def train_step(
     state: GANState,
     batch,
@@ -97,7 +118,7 @@ def train_step(
       d_grad_norm, one per regulariser (gp, r1, ...; 0 on steps a lazy one skips),
       augment_p and ada_rt when augmenting, nonfinite (1 if this step's update was dropped).
     """
-    objective = objective or objectives.build(config)
+    objective = objective or objective_for(config)
     g_tx, d_tx = make_optimizers(config, total_steps)
     if not isinstance(batch, dict):
         batch = {"image": batch, "label": jnp.zeros(batch.shape[:1], jnp.int32)}
@@ -244,7 +265,7 @@ def jit_train_step(config, mesh: jax.sharding.Mesh, *, total_steps: int = 0, obj
     """Compiles `train_step` for `mesh`: batch sharded on 'data', state replicated, donated."""
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
-    objective = objective or objectives.build(config)
+    objective = objective or objective_for(config)
     fn = functools.partial(
         train_step,
         config=config,
