@@ -162,7 +162,9 @@ class Translator:
                 hole = self._mask(mask, x.shape[:2], name)
                 source = np.concatenate([_to_float(x) * (1 - hole), hole], axis=-1)
             else:
-                self._check_size(x if task.kind != "sr" else x[:: task.factor], name)
+                self._check_size(
+                    x if task.kind != "sr" else x[:: task.factor, :: task.factor], name
+                )
                 ex = tasks.degrade(task, _to_float(x), seed)
                 source = ex["input"]
                 hole = ex.get("mask")
