@@ -199,8 +199,10 @@ def test_one_device_and_eight_devices_end_equal(task, tmp_path):
     assert_devices_agree(one, m1, eight, m8)
 
 
-def test_resumed_run_is_bit_identical(tmp_path, monkeypatch):
-    config = p2p_config(num_steps=6, checkpoint_every=100)  # U-Net with dropout: rng in use
+@pytest.mark.parametrize("task", ["inpaint", "sr4"])
+def test_resumed_run_is_bit_identical(task, tmp_path, monkeypatch):
+    # The U-Net with dropout (its rng in use), and the SR generator.
+    config = p2p_config(num_steps=6, checkpoint_every=100, **({} if task == "inpaint" else SR))
     straight = train_and_evaluate(config, str(tmp_path / "straight"))
     workdir = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:

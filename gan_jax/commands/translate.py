@@ -120,10 +120,11 @@ def main(argv):
             failed += 1
             continue
         try:
-            source, x, _ = model.model_input(
+            prepared = model.model_input(
                 image, mask=mask, degrade=FLAGS.degrade, seed=FLAGS.seed, name=path
             )
-            out = model(image, mask=mask, degrade=FLAGS.degrade, seed=FLAGS.seed, tile=FLAGS.tile)
+            source, x, _ = prepared
+            out = model.translate_input(prepared, tile=FLAGS.tile)
         except errors.SamplingError as e:
             logging.error("%s; skipped", e)
             failed += 1

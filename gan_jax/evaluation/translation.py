@@ -31,15 +31,9 @@ from gan_jax.evaluation import image_metrics as im
 from gan_jax.evaluation import metrics as metrics_lib
 from gan_jax.images import to_uint8
 from gan_jax.input import tasks
+from gan_jax.objectives.pix2pix import display
 
 KID_SUBSETS = 100
-
-
-def _display(source: np.ndarray, task: tasks.Task, channels: int) -> np.ndarray:
-    x = source[..., :-1] if task.kind == "inpaint" else source
-    if x.shape[-1] != channels:
-        x = np.repeat(x[..., :1], channels, axis=-1)
-    return x
 
 
 def baselines(task: tasks.Task | None, pairs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -61,7 +55,7 @@ def baselines(task: tasks.Task | None, pairs: dict[str, np.ndarray]) -> dict[str
             pass  # no OpenCV: the model is scored alone (the report says so)
         return out
     if task.kind in ("colorize", "denoise"):
-        return {"input": to_uint8(_display(source, task, channels))}
+        return {"input": to_uint8(display(source, task, channels))}
     return {}
 
 

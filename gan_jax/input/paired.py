@@ -81,9 +81,8 @@ def split_indices(keys: list[str], split: str) -> np.ndarray:
     return np.array([i for i, k in enumerate(keys) if tasks.split_of(k) == split], np.int64)
 
 
-def degrade_examples(task, images_uint8: np.ndarray, keys, seeds) -> dict[str, np.ndarray]:
+def degrade_examples(task, images_uint8: np.ndarray, seeds) -> dict[str, np.ndarray]:
     """`tasks.degrade` on each uint8 image with its seed: {'input', 'target'[, 'mask']}."""
-    del keys
     floats = np.take(_TO_FLOAT, images_uint8)
     return tasks.degrade_batch(task, floats, seeds)
 
@@ -105,7 +104,7 @@ class PairedDataset(ArrayDataset):
 
     def batch(self, idx: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
         seeds = [tasks.example_seed(self.seed, self.keys[i], epoch) for i in idx]
-        pair = degrade_examples(self.task, self.images[idx], None, seeds)
+        pair = degrade_examples(self.task, self.images[idx], seeds)
         return {
             "image": pair["target"],
             "source": pair["input"],
@@ -125,7 +124,7 @@ def held_out_pairs(task, images: np.ndarray, keys, seed: int) -> dict[str, np.nd
     if not len(images):
         raise DataError("the split holds no images (the folder is too small to split)")
     seeds = [tasks.example_seed(seed, k) for k in keys]
-    out = degrade_examples(task, images, keys, seeds)
+    out = degrade_examples(task, images, seeds)
     out["keys"] = np.asarray(list(keys))
     return out
 

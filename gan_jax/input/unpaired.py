@@ -193,7 +193,7 @@ class UnpairedDataset(ArrayDataset):
 
 def create_unpaired_dataset(config, *, common: dict) -> UnpairedDataset:
     domains = load_domains(config)
-    a, a_keys, _ = _take(domains["a"], "train")
+    a, _, _ = _take(domains["a"], "train")
     b, _, _ = _take(domains["b"], "train")
     for name, images in (("A", a), ("B", b)):
         if len(images) < MIN_TRAIN:
@@ -209,5 +209,4 @@ def create_unpaired_dataset(config, *, common: dict) -> UnpairedDataset:
         len(b),
         f" (B = '{style}' of a disjoint half)" if style else "",
     )
-    del a_keys
     return UnpairedDataset(a, b, held_out, seed=config.seed, **common)

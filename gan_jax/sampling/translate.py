@@ -253,7 +253,13 @@ class Translator:
 
     def __call__(self, image, *, mask=None, degrade: bool = False, seed: int = 0, **kwargs):
         """A uint8 image -> the model's uint8 output (see the module doc)."""
-        source, x, hole = self.model_input(image, mask=mask, degrade=degrade, seed=seed)
+        return self.translate_input(
+            self.model_input(image, mask=mask, degrade=degrade, seed=seed), **kwargs
+        )
+
+    def translate_input(self, prepared, **kwargs) -> np.ndarray:
+        """`model_input`'s (source, image, hole) -> the uint8 output."""
+        source, x, hole = prepared
         out = self.translate_source(source, **kwargs)
         if hole is not None:  # keep the known pixels exactly
             out = _to_float(x) * (1 - hole) + out * hole
