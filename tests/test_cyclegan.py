@@ -129,6 +129,30 @@ def test_two_folders_and_config_errors(tmp_path):
             validation.validate(cg_config(**overrides), num_devices=1)
 
 
+def test_two_tfds_splits_are_the_domains():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    name = "cycle_gan/horse2zebra"
+    tfds_keys = {"data.source": "tfds", "data.name": name, "data.channels": 3, "data.domain_b": ""}
+    config = cg_config(**tfds_keys, **{"data.split_a": "trainA", "data.split_b": "trainB"})
+    with tfds.testing.mock_data(num_examples=40):  # random 256 px images
+        validation.validate(config, num_devices=1)
+        domains = unpaired.load_domains(config)
+
+        ds = input_lib.create_dataset(config, process_index=0, process_count=1)
+        with pytest.raises(ConfigError, match="config.data.split_a: .*data.split_b"):
+            validation.validate(cg_config(**tfds_keys, **{"data.split_a": "trainA"}), num_devices=1)
+    a_images, a_keys, _ = domains["a"]
+    b_images, b_keys, _ = domains["b"]
+    assert len(a_keys) == len(b_keys) == 40
+    # Each domain is its own split (keys '<split>/<index>'), resized to the config's size.
+    assert a_keys[0] == "trainA/0" and b_keys[-1] == "trainB/39"
+    assert a_images.shape == b_images.shape == (40, 32, 32, 3)
+    # Training reads each domain's train split only.
+    train_a = {a_images[i].tobytes() for i in range(40) if tasks.split_of(a_keys[i]) == "train"}
+    assert {x.tobytes() for x in ds.images} == train_a
+    assert ds.b_images.shape[1:] == (32, 32, 3)
+
+
 @pytest.mark.parametrize("preset", cyclegan_config.PRESETS)
 def test_every_preset_validates(preset, tmp_path):
     c = cyclegan_config.get_config(preset)

@@ -69,3 +69,16 @@ def test_least_squares():
 def test_unknown_loss_names_the_choices():
     with pytest.raises(KeyError, match="hinge"):
         losses.get("nope")
+
+
+def test_relativistic_average_by_hand():
+    loss = losses.get("relativistic_average")
+    r, f = np.asarray(REAL, np.float64), np.asarray(FAKE, np.float64)
+    # mean(REAL) = 1, mean(FAKE) = -0.25: each logit is judged against the other side's mean.
+    want_d = (-np.log(_sig(r + 0.25)).mean() - np.log(1 - _sig(f - 1.0)).mean()) / 2
+    want_g = (-np.log(1 - _sig(r + 0.25)).mean() - np.log(_sig(f - 1.0)).mean()) / 2
+    np.testing.assert_allclose(loss.d_loss(REAL, FAKE), want_d, rtol=1e-6)
+    np.testing.assert_allclose(loss.g_loss(FAKE, REAL), want_g, rtol=1e-6)
+    # Shifting every logit by a constant changes nothing: only differences count.
+    np.testing.assert_allclose(loss.d_loss(REAL + 5, FAKE + 5), want_d, rtol=1e-6)
+    assert loss.relativistic and not losses.get("nonsaturating").relativistic

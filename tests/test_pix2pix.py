@@ -11,7 +11,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, assert_clean_failure, assert_devices_agree, device_run, p2p_config
+from conftest import (
+    ROOT,
+    assert_clean_failure,
+    assert_devices_agree,
+    cg_config,
+    device_run,
+    p2p_config,
+    tiny_config,
+)
 from PIL import Image
 from test_reliability import _poison, _restore_all
 from test_zoo import _StopAfterThirdStep
@@ -25,6 +33,8 @@ from gan_jax.sampling import translate
 from gan_jax.training import loop, train_and_evaluate, validation
 
 SR = {"data.task": "sr4", "model.generator": "srresnet", "model.norm": "none"}
+# ESRGAN's choices: RRDB blocks and the relativistic average loss.
+ESR = {**SR, "model.sr_block": "rrdb", "model.sr_growth": 4, "loss.name": "relativistic_average"}
 
 
 def _leaves(tree):
@@ -66,16 +76,25 @@ def test_every_preset_validates(preset, tmp_path):
         ({"data.task": ""}, "data.task"),
         ({"data.task": "colorize"}, "data.task"),  # the digits have one channel
         ({"data.image_size": 48}, "data.image_size"),  # the U-Net halves down to 1x1
-        ({"data.source": "tfds", "data.name": "mnist"}, "data.source"),
+        ({"data.source": "npy"}, "data.source"),
         ({"loss.l1": -1.0}, "loss.l1"),
         ({"model.d_layers": 5}, "model.d_layers"),
         ({"init_from": "/nonexistent/run"}, "init_from"),
         ({"eval.fid_every": 100}, "eval.fid_every"),
+        ({**SR, "model.sr_block": "rdb"}, "model.sr_block"),
+        ({**SR, "model.sr_growth": 0}, "model.sr_growth"),
     ],
 )
 def test_impossible_configs_are_clear_errors(overrides, key):
     with pytest.raises(ConfigError, match=f"config.{key}"):
         validation.validate(p2p_config(**overrides), num_devices=1)
+
+
+def test_relativistic_loss_is_refused_where_g_never_sees_reals():
+    for config in (tiny_config(), cg_config()):
+        config.loss.name = "relativistic_average"
+        with pytest.raises(ConfigError, match="config.loss.name: 'relativistic_average'.*pix2pix"):
+            validation.validate(config, num_devices=1)
 
 
 # -- paired data -------------------------------------------------------------------------------
@@ -147,8 +166,9 @@ def test_depth_to_space_is_pixel_shuffle():
                 np.testing.assert_array_equal(y[:, i::2, j::2, c], x[..., c * 4 + i * 2 + j])
 
 
-def test_sr_generator_starts_near_bicubic_and_its_reach_is_bounded():
-    net = srresnet.SRResNet(factor=4, out_channels=3, width=8, n_blocks=2)
+@pytest.mark.parametrize("block", srresnet.BLOCKS)
+def test_sr_generator_starts_near_bicubic_and_its_reach_is_bounded(block):
+    net = srresnet.SRResNet(factor=4, out_channels=3, width=8, n_blocks=2, block=block, growth=4)
     x = jax.random.uniform(jax.random.PRNGKey(0), (1, 24, 24, 3), minval=-1, maxval=1)
     v = net.init(jax.random.PRNGKey(1), x)
     y = net.apply(v, x)
@@ -156,11 +176,55 @@ def test_sr_generator_starts_near_bicubic_and_its_reach_is_bounded():
     assert y.shape == (1, 96, 96, 3)
     assert float(jnp.abs(y - bicubic).mean()) < 0.05 * float(jnp.abs(bicubic).mean())
     # One input pixel changes outputs only within receptive_radius input pixels of it.
-    r = srresnet.receptive_radius(2, 4)
+    r = srresnet.receptive_radius(2, 4, block)
     y2 = net.apply(v, x.at[0, 12, 12].add(1.0))
     changed = np.argwhere(np.abs(np.asarray(y2 - y))[0].max(-1) > 0)
     assert len(changed)
     assert changed.min() >= (12 - r) * 4 and changed.max() < (13 + r) * 4
+
+
+def test_rrdb_generator_equals_an_independent_torch_port():
+    torch = pytest.importorskip("torch")
+    from torch import nn as tnn  # noqa: PLC0415
+
+    width, growth = 8, 4
+    net = srresnet.SRResNet(factor=2, out_channels=3, width=width, n_blocks=2, block="rrdb",
+                            growth=growth)  # fmt: skip
+    x = jax.random.uniform(jax.random.PRNGKey(0), (2, 10, 12, 3), minval=-1, maxval=1)
+    params = net.init(jax.random.PRNGKey(1), x)["params"]
+    # Larger weights than the 0.1-scaled init, so the blocks' outputs are not negligible.
+    params = jax.tree.map(lambda w: w * 4 if w.ndim == 4 else w + 0.1, params)
+    ours = net.apply({"params": params}, x) - srresnet.upsample_bicubic(x, 2)
+
+    def conv(p):  # flax HWIO kernel -> a torch Conv2d with the same weights
+        c = tnn.Conv2d(p["kernel"].shape[2], p["kernel"].shape[3], 3, padding=1)
+        c.weight.data = torch.from_numpy(np.asarray(p["kernel"]).transpose(3, 2, 0, 1).copy())
+        c.bias.data = torch.from_numpy(np.asarray(p["bias"]).copy())
+        return c
+
+    act = tnn.LeakyReLU(0.2)
+
+    def rdb(p, h):  # written from ESRGAN's description: dense concatenation, 0.2 scaling
+        feats = h
+        for i in range(1, 5):
+            feats = torch.cat([feats, act(conv(p[f"conv{i}"])(feats))], 1)
+        return h + 0.2 * conv(p["conv5"])(feats)
+
+    with torch.no_grad():
+        t = torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())
+        head = act(conv(params["conv_in"])(t))
+        h = head
+        for j in range(2):
+            block = params[f"rrdb{j}"]
+            r = h
+            for i in range(1, 4):
+                r = rdb(block[f"rdb{i}"], r)
+            h = h + 0.2 * r
+        h = conv(params["conv_body"])(h) + head
+        h = act(tnn.functional.pixel_shuffle(conv(params["up0"])(h), 2))
+        theirs = conv(params["conv_out"])(h).numpy().transpose(0, 2, 3, 1)
+    assert float(np.abs(theirs).mean()) > 0.05  # the detail branch is not ~0
+    np.testing.assert_allclose(np.asarray(ours), theirs, rtol=1e-4, atol=1e-5)
 
 
 # -- the engine's guarantees -------------------------------------------------------------------
@@ -190,8 +254,9 @@ _SOURCES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["inpaint", "sr4"])
 def test_one_device_and_eight_devices_end_equal(task, tmp_path):
-    # U-Net with batch norm and dropout (inpainting); the SR generator (sr4).
-    overrides = {"data.task": "inpaint:box"} if task == "inpaint" else SR
+    # U-Net with batch norm and dropout (inpainting); ESRGAN's RRDB generator and relativistic
+    # loss (sr4), whose G step runs D on the reals too.
+    overrides = {"data.task": "inpaint:box"} if task == "inpaint" else ESR
     code = _DEVICE_RUN.replace("OVERRIDES", repr(overrides)).replace("SOURCE", _SOURCES[task])
     one, m1 = device_run(code, str(tmp_path / "one.npz"), 1)
     eight, m8 = device_run(code, str(tmp_path / "eight.npz"), 8)

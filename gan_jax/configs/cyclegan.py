@@ -15,6 +15,13 @@ faces the true stylisation is known and `evaluate.py` reports PSNR/SSIM to it:
   python evaluate.py --workdir=runs/cel
   python translate.py --workdir=runs/cel --input=face.png --out=out/
 
+Two splits of a TFDS dataset (prepared with `tfds build`, or downloaded where there is a
+network):
+
+  python train.py --config=configs/cyclegan.py:folder --workdir=runs/horse2zebra \
+      --config.data.source=tfds --config.data.name=cycle_gan/horse2zebra \
+      --config.data.split_a=trainA+testA --config.data.split_b=trainB+testB
+
 Offline default (`:digits`): A = the digits, B = their negatives (`data.domain_b='invert'`).
 
 CycleGAN's recipe: ResNet generators (6 blocks up to 128 px), 70x70-share PatchGANs, instance
@@ -48,6 +55,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
     c.data.path_a = ""  # two folders ...
     c.data.path_b = ""
+    c.data.split_a = ""  # ... or two splits of a TFDS dataset (data.source='tfds') ...
+    c.data.split_b = ""
     c.data.domain_b = ""  # ... or one source, B a stylisation of half of it: cel | invert
 
     c.loss.name = "least_squares"

@@ -1,9 +1,9 @@
 r"""Image-to-image translation (pix2pix: Isola et al. 2017) and super-resolution (an
 SRResNet-style generator, trained for L1 and then fine-tuned adversarially, as SRGAN).
 
-The data is any folder of images (or the digits, or an npz): `data.task` turns each image into
-a (model input, target) pair (`gan_jax/input/tasks.py`): `sr2`/`sr4` (bicubic downscaling),
-`inpaint[:box|stroke|mixed]` (a hole from a seeded mask; G also reads the mask),
+The data is any folder of images (or the digits, an npz, a TFDS split): `data.task` turns
+each image into a (model input, target) pair (`gan_jax/input/tasks.py`): `sr2`/`sr4` (bicubic
+downscaling), `inpaint[:box|stroke|mixed]` (a hole from a seeded mask; G also reads the mask),
 `colorize` (luma to RGB), `edges[:canny|sobel]` (an edge map to the image), `denoise[:SIGMA]`.
 Images are split into train / validation / test (90/5/5%) by a hash of each file's name;
 training reads only train, the sample grids show validation (rows: input, output, target) and
@@ -30,6 +30,9 @@ test split beside the task's classical baseline.
 pix2pix's recipe: U-Net G (dropout 0.5), PatchGAN D conditioned on the input, batch norm,
 non-saturating loss + 100 x L1, Adam 2e-4 with beta1 0.5. The PatchGAN's receptive field keeps
 pix2pix's share of the image (70 px of 256; 16 px at 64 px: `model.d_layers=0`).
+
+ESRGAN's choices for super-resolution: `--config.model.sr_block=rrdb` (residual-in-residual
+dense blocks) and `--config.loss.name=relativistic_average` (a relativistic average D).
 """
 
 import ml_collections
@@ -99,6 +102,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.model.dropout = 0.5  # the U-Net's decoder dropout (pix2pix's noise)
     c.model.d_layers = 0  # PatchGAN stride-2 layers; 0 = pix2pix's share of the image
     c.model.sr_blocks = 8  # residual blocks of the SR generator
+    c.model.sr_block = "res"  # res (SRResNet/EDSR) | rrdb (ESRGAN's residual-in-residual dense)
+    c.model.sr_growth = 32  # rrdb: channels each dense convolution adds
     c.model.conv_impl = "auto"
     c.model.dtype = "float32"
 

@@ -1,10 +1,12 @@
 """Paired (model input, target) batches for image-to-image tasks (`config.data.task`).
 
-Any in-memory source (a folder, an npz, the digits) becomes a paired dataset: each image is
-the target, and the task's degradation (`gan_jax.input.tasks`) makes the model input.
+Any source (a folder, an npz, the digits, a TFDS split decoded into memory) becomes a paired
+dataset: each image is the target, and the task's degradation (`gan_jax.input.tasks`) makes
+the model input.
 
 * **Splits.** Each image has a stable key (a folder file's path relative to the folder, an
-  npz or digits index as a decimal string), and `tasks.split_of(key)` puts it in train (90%),
+  npz or digits index as a decimal string, '<TFDS split>/<index>' for a TFDS split read in
+  file order), and `tasks.split_of(key)` puts it in train (90%),
   validation (5%) or test (5%) by the key's SHA-256: adding, removing or reordering files
   never moves another file between splits. Training reads only the train split; the sample
   grids show validation examples; `evaluate.py` scores the test split.
@@ -27,10 +29,10 @@ import numpy as np
 from absl import logging
 
 from gan_jax.input import sources, tasks
-from gan_jax.input.pipeline import _TO_FLOAT, ArrayDataset, _settings
+from gan_jax.input.pipeline import _TO_FLOAT, ArrayDataset, _settings, load_tfds_images
 from gan_jax.input.sources import DataError
 
-PAIRED_SOURCES = ("folder", "npz", "digits")
+PAIRED_SOURCES = ("folder", "npz", "digits", "tfds")
 MIN_TRAIN = 2
 
 
@@ -66,6 +68,9 @@ def load_keyed(config) -> tuple[np.ndarray, list[str], list]:
     if source == "npz":
         images = sources.load_npz_images(config, size, channels, crop)
         return images, [str(i) for i in range(len(images))], []
+    if source == "tfds":
+        images, keys = load_tfds_images(config, size, channels, crop)
+        return images, keys, []
     files = sources.check_folder(config)
     root = sources._folder_path(config)
     images, failures = sources._decode_folder(config, files, root, size, channels, crop)

@@ -77,8 +77,10 @@ def _settings(config) -> tuple[str, int, int, str]:
 
 
 def is_unpaired(config) -> bool:
-    """Two image domains (CycleGAN): `data.path_a`/`data.path_b` or `data.domain_b` is set."""
-    return any(sources.data_field(config, k, "") for k in ("path_a", "path_b", "domain_b"))
+    """Two image domains (CycleGAN): `data.path_a`/`data.path_b`, `data.split_a`/`data.split_b`
+    or `data.domain_b` is set."""
+    keys = ("path_a", "path_b", "split_a", "split_b", "domain_b")
+    return any(sources.data_field(config, k, "") for k in keys)
 
 
 def validate(config) -> None:
@@ -467,6 +469,28 @@ def _prepared_tfds(config, split: str):
     if num_examples <= 0:
         raise DataError(f"config.data.split: split '{split}' of TFDS dataset '{name}' is empty")
     return builder, num_examples
+
+
+def load_tfds_images(config, size: int, channels: int, crop: str) -> tuple[np.ndarray, list[str]]:
+    """Every image of the TFDS split ``data.split`` decoded into memory, in file order, with
+    stable keys '<split>/<index>' (image-to-image tasks hash them into their own splits).
+
+    Raises:
+      DataError: the dataset is not prepared, or the split would not fit in
+        ``data.tfds_in_memory_bytes`` (a slice such as 'train[:20000]' does).
+    """
+    split = str(sources.data_field(config, "split", "train"))
+    builder, num_examples = _prepared_tfds(config, split)
+    limit = int(sources.data_field(config, "tfds_in_memory_bytes", sources.TFDS_IN_MEMORY_BYTES))
+    if num_examples * size * size * channels > limit:
+        raise DataError(
+            f"config.data.split: '{split}' holds {num_examples} images, "
+            f"{num_examples * size * size * channels / 2**30:.1f} GiB at {size} px, over "
+            f"data.tfds_in_memory_bytes ({limit / 2**30:.1f} GiB); image-to-image tasks decode "
+            "their source into memory: take a slice ('train[:20000]') or raise the limit"
+        )
+    images, _ = _load_tfds_arrays(config, builder, split, size, channels, crop, None)
+    return images, [f"{split}/{i}" for i in range(len(images))]
 
 
 def _create_tfds(config, common, size, channels, crop):

@@ -3,7 +3,9 @@
 Domains come from one of:
 
 * two folders, ``data.path_a`` and ``data.path_b`` (``data.source='folder'``);
-* one source (a folder, an npz, the digits) and ``data.domain_b``, a fixed stylisation
+* two splits of one TFDS dataset, ``data.split_a`` and ``data.split_b`` (``data.source='tfds'``;
+  ``cycle_gan/horse2zebra`` has 'trainA' / 'trainB', ...);
+* one source (a folder, an npz, the digits, a TFDS split) and ``data.domain_b``, a fixed stylisation
   (`STYLES`): each image goes to A or B by a hash of its key (disjoint halves, so no image is
   seen in both domains and training is truly unpaired), and B's images are stylised. On
   held-out A images the true translation is then known, so `evaluate.py` reports PSNR/SSIM
@@ -80,23 +82,36 @@ def validate(config) -> None:
                 "config.data.domain_b: set either domain_b (one source, stylised) or "
                 "data.path_a and data.path_b (two folders), not both"
             )
-        if source == "tfds":
-            raise DataError("config.data.source: CycleGAN reads a folder, an npz or the digits")
+        return
+    if source == "tfds":
+        split_a = sources.data_field(config, "split_a", "")
+        split_b = sources.data_field(config, "split_b", "")
+        if not split_a or not split_b:
+            raise DataError(
+                "config.data.split_a: CycleGAN on a TFDS dataset reads domain A and domain B "
+                "from two of its splits: set data.split_a and data.split_b (for "
+                "cycle_gan/horse2zebra 'trainA+testA' and 'trainB+testB'), or data.domain_b"
+            )
         return
     if source != "folder" or not path_a or not path_b:
         raise DataError(
             "config.data.path_a: CycleGAN needs two folders (data.source='folder', "
-            "data.path_a and data.path_b) or one source with data.domain_b "
-            f"({', '.join(STYLES)})"
+            "data.path_a and data.path_b), two TFDS splits (data.source='tfds', data.split_a "
+            f"and data.split_b) or one source with data.domain_b ({', '.join(STYLES)})"
         )
     for key, path in (("path_a", path_a), ("path_b", path_b)):
         if not os.path.isdir(os.path.expanduser(path)):
             raise DataError(f"config.data.{key}: folder '{path}' does not exist")
 
 
-def _folder(config, path: str):
+def _domain(config, side: str):
+    """One domain of a two-domain config: a folder (`data.path_<side>`) or a TFDS split
+    (`data.split_<side>`)."""
     c = config.copy_and_resolve_references()
-    c.data.path = path
+    if c.data.source == "tfds":
+        c.data.split = c.data[f"split_{side}"]
+    else:
+        c.data.path = c.data[f"path_{side}"]
     return load_keyed(c)
 
 
@@ -107,8 +122,8 @@ def load_domains(config) -> dict[str, tuple[np.ndarray, list[str], np.ndarray | 
     validate(config)
     style = sources.data_field(config, "domain_b", "")
     if not style:
-        a_images, a_keys, _ = _folder(config, config.data.path_a)
-        b_images, b_keys, _ = _folder(config, config.data.path_b)
+        a_images, a_keys, _ = _domain(config, "a")
+        b_images, b_keys, _ = _domain(config, "b")
         return {"a": (a_images, a_keys, None), "b": (b_images, b_keys, None)}
     images, keys, _ = load_keyed(config)
     side = np.array([domain_of(k) for k in keys])

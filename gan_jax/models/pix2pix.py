@@ -788,8 +788,8 @@ def require_no_fid(config) -> None:
 
 def validate(config) -> None:
     """Checks the keys the pix2pix family owns: model.{generator, g_width, d_width, norm,
-    dropout, d_layers, sr_blocks, conv_impl, dtype}, and that the generator fits the task
-    and the image size.
+    dropout, d_layers, sr_blocks, sr_block, sr_growth, conv_impl, dtype}, and that the
+    generator fits the task and the image size.
 
     Raises:
       ConfigError: naming the key and what is allowed.
@@ -802,6 +802,11 @@ def validate(config) -> None:
     config_lib.number_in(config, "model.dropout", 0.0, 1.0, high_open=True)
     config_lib.positive_int(config, "model.d_layers", zero_ok=True)
     config_lib.positive_int(config, "model.sr_blocks", zero_ok=True)
+    # Runs written before RRDB existed have neither key: they are 'res' networks.
+    if "sr_block" in m:
+        config_lib.choice(config, "model.sr_block", srresnet.BLOCKS)
+    if "sr_growth" in m:
+        config_lib.positive_int(config, "model.sr_growth")
     config_lib.choice(config, "model.conv_impl", CONV_IMPLS)
     config_lib.choice(config, "model.dtype", DTYPES)
     # The objective's weights (`objectives.Pix2PixObjective`): this family's own loss keys.
@@ -872,6 +877,8 @@ def build(config):
             out_channels=channels,
             width=m.g_width,
             n_blocks=m.sr_blocks,
+            block=m.get("sr_block", "res"),
+            growth=m.get("sr_growth", 32),
             dtype=dtype,
         )
     elif m.generator == "unet":

@@ -117,8 +117,16 @@ class Pix2PixObjective(GANObjective):
         p = self.augment_p(extra)
         values = {}
         loss = jnp.zeros((), jnp.float32)
-        logits, rest = self.run_D(d_variables, fake, fake_y, key=key, p=p, train=True)
-        adv = self.loss.g_loss(logits)
+        if self.loss.relativistic:
+            # D's view of the reals (ESRGAN's G step runs D on them too, in training mode).
+            k_real, key = jax.random.split(key)
+            real_logits, rest = self.run_D(d_variables, real, fake_y, key=k_real, p=p, train=True)
+            d_variables = {**d_variables, **rest}
+            logits, rest = self.run_D(d_variables, fake, fake_y, key=key, p=p, train=True)
+            adv = self.loss.g_loss(logits, jax.lax.stop_gradient(real_logits))
+        else:
+            logits, rest = self.run_D(d_variables, fake, fake_y, key=key, p=p, train=True)
+            adv = self.loss.g_loss(logits)
         values["g_adv"] = adv
         if self.adv_weight:
             loss = loss + self.adv_weight * adv

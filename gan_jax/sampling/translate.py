@@ -96,7 +96,10 @@ class Translator:
     @property
     def margin(self) -> int:
         """SR tiles' overlap on each side, in input pixels: the generator's reach."""
-        return srresnet.receptive_radius(int(self.config.model.sr_blocks), self.task.factor)
+        m = self.config.model
+        return srresnet.receptive_radius(
+            int(m.sr_blocks), self.task.factor, m.get("sr_block", "res")
+        )
 
     @functools.cached_property
     def _apply(self):
