@@ -151,6 +151,27 @@ def make_studio_runs(root: str) -> dict[str, str]:
     return {"dcgan": dcgan, "style": style}
 
 
+# The longest files first (minutes on 2 cores): pyproject runs the suite on two workers, one
+# file per worker at a time (`-n 2 --dist loadfile`), and a long file started last would
+# leave one core idle at the end.
+_LONGEST_FIRST = (
+    "test_zoo.py",
+    "test_reliability.py",
+    "test_evaluate.py",
+    "test_cyclegan.py",
+    "test_stylegan2.py",
+    "test_pix2pix.py",
+    "test_evaluation.py",
+    "test_studio.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    del config
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept within
+
+
 @pytest.fixture(scope="session")
 def studio_runs(tmp_path_factory):
     """`make_studio_runs` once per session: the studio's API and browser tests share them."""

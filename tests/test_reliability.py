@@ -3,7 +3,7 @@ bad flags and NaNs. Nothing is mocked where the real thing can run: train.py run
 subprocess and is killed, stopped, starved of disk space or fed broken files from outside.
 
 Other timings: GAN_JAX_KILL_SEED=<int> draws other kill moments, GAN_JAX_KILLS=<n> sets how
-many SIGKILLs the kill test sends (default 20).
+many SIGKILLs the kill test sends (default 12; more keep the same mix of moments).
 """
 
 import contextlib
@@ -199,9 +199,10 @@ def reference(tmp_path_factory, env):
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(tmp_path, env, reference):
     seed = int(os.environ.get("GAN_JAX_KILL_SEED", "6"))
-    num_kills = int(os.environ.get("GAN_JAX_KILLS", "20"))
+    num_kills = int(os.environ.get("GAN_JAX_KILLS", "12"))
     rng = random.Random(seed)
-    base = ["save"] * 10 + ["compile"] * 4 + ["restore"] * 3 + ["startup"] * 3
+    # Half inside checkpoint saves, where a kill can leave a partial save.
+    base = ["save"] * 6 + ["compile"] * 2 + ["restore"] * 2 + ["startup"] * 2
     moments = [base[i % len(base)] for i in range(num_kills)]
     rng.shuffle(moments)
     workdir = str(tmp_path / "killed")
