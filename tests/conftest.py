@@ -125,7 +125,8 @@ def zoo_config(name: str, **overrides):
 
 
 def make_studio_runs(root: str) -> dict[str, str]:
-    """The two runs the studio tests serve: {'dcgan': trained 300 steps, 'style': at init}."""
+    """The runs the studio tests serve: {'dcgan': trained 300 steps, 'style': at init,
+    'inpaint': an image-to-image run (digits inpainting) trained 2 steps}."""
     import jax  # noqa: PLC0415
 
     from gan_jax import config_lib  # noqa: PLC0415
@@ -148,7 +149,9 @@ def make_studio_runs(root: str) -> dict[str, str]:
     checkpointer.save(0, state, force=True)
     checkpointer.wait()
     checkpointer.close()
-    return {"dcgan": dcgan, "style": style}
+    inpaint = os.path.join(root, "inpaint")
+    train_and_evaluate(p2p_config(num_steps=2, checkpoint_every=2, sample_every=2), inpaint)
+    return {"dcgan": dcgan, "style": style, "inpaint": inpaint}
 
 
 # The longest files first (minutes on 2 cores): pyproject runs the suite on two workers, one

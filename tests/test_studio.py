@@ -26,6 +26,7 @@ from gan_jax import sampling
 from gan_jax.errors import SamplingError
 from gan_jax.sampling import directions as directions_lib
 from gan_jax.sampling import recipe as recipe_lib
+from gan_jax.sampling import translate
 from gan_jax.studio import create_app, discover_runs
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -339,6 +340,43 @@ def test_projection_of_an_upload(client, style):
     assert _uploads() == before  # no upload stays on disk, whatever became of its job
 
 
+def _png_bytes(array, mode=None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_translating_an_upload_with_a_painted_hole(client, runs):
+    info = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}["inpaint"]
+    assert info["translate"] and info["inpaint"] and info["steps"] == [2]
+    assert info["task"].startswith("inpaint") and info["factor"] == 1 and info["channels"] == 1
+    grey = np.random.default_rng(0).integers(0, 256, (40, 48), np.uint8)  # not the training size
+    alpha = np.full_like(grey, 255)
+    alpha[10:20, 12:30] = 0  # the painted hole: transparent pixels
+    response = client.post(
+        "/api/translate?run=inpaint", content=_png_bytes(np.stack([grey, alpha], -1), "LA")
+    )
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    out = np.asarray(Image.open(io.BytesIO(response.content)))
+    # What gan_jax.translate gives for the same picture and mask; the known pixels kept.
+    want = translate.load(runs["inpaint"])(grey, mask=(alpha == 0).astype(np.uint8) * 255)
+    np.testing.assert_array_equal(out, want[..., 0])
+    np.testing.assert_array_equal(out[alpha == 255], grey[alpha == 255])
+    assert not np.array_equal(out[alpha == 0], grey[alpha == 0])
+    # Bad requests: one message each.
+    opaque = _png_bytes(grey)
+    _error(client.post("/api/translate?run=inpaint", content=opaque), 400, "paint the hole")
+    _error(client.post("/api/translate?run=inpaint", content=b"GIF89a?"), 400, "not an image")
+    _error(client.post("/api/translate?run=inpaint", content=b""), 400, "empty")
+    wide = _png_bytes(np.zeros((8, 2100), np.uint8))
+    _error(client.post("/api/translate?run=inpaint", content=wide), 413, "2048")
+    _error(client.post("/api/translate?run=inpaint&step=best", content=opaque), 400, "step")
+    _error(client.post("/api/translate?run=dcgan", content=opaque), 400, "latents")
+    # The GAN views refuse the run with the way to use it.
+    grid = client.post("/api/grid", json={"run": "inpaint", "count": 4})
+    _error(grid, 400, "translate.py")
+
+
 def test_timelapse_and_curves_of_the_run(client, runs):
     gif = client.get("/api/timelapse?run=dcgan")
     assert gif.status_code == 200 and gif.headers["content-type"] == "image/gif"
@@ -438,7 +476,7 @@ def test_token_and_host_rules(runs):
 
 def test_discover_runs(runs, tmp_path):
     root = os.path.dirname(runs["dcgan"])
-    assert discover_runs(runs_dir=root) == {"dcgan": runs["dcgan"], "style": runs["style"]}
+    assert discover_runs(runs_dir=root) == runs
     assert discover_runs(workdir=runs["style"]) == {"style": runs["style"]}
     with pytest.raises(SamplingError, match="no training run"):
         discover_runs(runs_dir=str(tmp_path))

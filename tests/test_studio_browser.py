@@ -192,3 +192,30 @@ def test_projecting_an_upload_in_the_browser(page, tmp_path):
     _settle(page)
     assert page.evaluate("window.studio.state.w") is not None
     assert not np.array_equal(_picture(page), before)
+
+
+def test_inpainting_a_painted_hole_in_the_browser(page, tmp_path):
+    page.locator("#run").select_option("inpaint")
+    page.wait_for_function("window.studio.idle()")
+    assert page.locator("#translate-panel").is_visible()
+    assert not page.locator("#explore").is_visible()
+    picture = np.indices((40, 48)).sum(0).astype(np.uint8) * 3  # a grey ramp, 48x40
+    target = tmp_path / "damaged.png"
+    Image.fromarray(picture).save(target)
+    page.locator("#t-upload").set_input_files(str(target))
+    page.wait_for_function("!document.getElementById('t-run').disabled")
+    # Paint a stroke across the middle of the picture with the mouse.
+    box = page.locator("#t-canvas").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=8)
+    page.mouse.up()
+    page.locator("#t-run").click()
+    _settle(page)
+    assert not page.locator("#message").is_visible(), page.locator("#message").text_content()
+    out = _picture(page)[..., 0]  # the page shows the grey output as RGBA
+    assert out.shape == picture.shape
+    changed = out != picture
+    # The stroke's rows changed and the known pixels (top and bottom rows) did not.
+    assert changed[18:22].any() and not changed[:8].any() and not changed[-8:].any()

@@ -141,6 +141,8 @@ class Studio:
         info = {"name": name}
         try:
             config = config_lib.load(workdir)
+            if not models.has_latent(config):  # image-to-image: the page's translate panel
+                return self._translate_info(info, config, workdir)
             info.update(
                 model=config.model.name,
                 image_size=int(config.data.image_size),
@@ -160,6 +162,22 @@ class Studio:
         info["best"] = os.path.isdir(os.path.join(workdir, sampling.BEST_DIR))
         info["samples"] = os.path.isdir(os.path.join(workdir, "samples"))
         if not steps:
+            info["error"] = "no checkpoint yet: train first"
+        return info
+
+    def _translate_info(self, info: dict, config, workdir: str) -> dict:
+        task = str(config.data.get("task", "") or "")
+        info.update(
+            model=config.model.name,
+            image_size=int(config.data.image_size),
+            channels=int(config.data.channels),
+            translate=True,
+            task=task or "A -> B",
+            inpaint=task.startswith("inpaint"),
+            factor=int(task[2:]) if task.startswith("sr") else 1,
+        )
+        info["steps"] = self._steps(workdir)
+        if not info["steps"]:
             info["error"] = "no checkpoint yet: train first"
         return info
 
@@ -192,6 +210,28 @@ class Studio:
             while len(self._loaded) > self.max_loaded:
                 self._loaded.popitem(last=False)
         return entry
+
+    def translator(self, run, step, ema: bool):
+        """An image-to-image run's `Translator` (cached beside the generators)."""
+        from gan_jax.sampling import translate  # noqa: PLC0415
+
+        workdir = self.workdir(run)
+        if step in (None, "", "latest"):
+            steps = self._steps(workdir)
+            step = steps[-1] if steps else None
+        elif step == "best" or isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise RequestError(f"step must be 'latest' or a step number, got {step!r}")
+        key = ("translate", run, step, bool(ema))
+        with self._lock:
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+        handle = translate.load(workdir, step, use_ema=bool(ema))
+        with self._lock:
+            self._loaded[key] = handle
+            while len(self._loaded) > self.max_loaded:
+                self._loaded.popitem(last=False)
+        return handle
 
     # -- the worker ------------------------------------------------------------------------
 
@@ -482,6 +522,65 @@ async def project(request: Request):
     return JSONResponse({"job": job_id})
 
 
+async def translate_upload(request: Request):
+    """An uploaded image through an image-to-image run -> PNG. For inpainting, the upload's
+    transparent pixels (alpha < 128) are the hole: the page paints them."""
+    studio: Studio = request.app.state.studio
+    q = request.query_params
+    spec = (q.get("run"), _step_param(q.get("step")), q.get("ema") != "0")
+    studio.workdir(spec[0])
+    image, hole = _decode_upload(await _body(request, MAX_UPLOAD))
+
+    def work():
+        from gan_jax.input import sources  # noqa: PLC0415
+
+        translator = studio.translator(*spec)
+        if translator.task is None:  # CycleGAN: images at their own size
+            factor, inpaint = 1, False
+        else:
+            factor = translator.task.factor or 1  # None: the output keeps the input's size
+            inpaint = translator.task.kind == "inpaint"
+        w, h = image.size
+        if max(w, h) * factor > MAX_SIDE:
+            raise RequestError(
+                f"the output would be {w * factor}x{h * factor} px; the studio sends at most "
+                f"{MAX_SIDE} px on a side (translate.py has no such limit)",
+                413,
+            )
+        if inpaint and (hole is None or not hole.any()):
+            raise RequestError("paint the hole first: the upload's transparent pixels are the hole")
+        pixels = np.asarray(sources.to_channels(image, translator.channels))
+        mask = hole.astype(np.uint8) * 255 if inpaint else None
+        return _png(translator(pixels, mask=mask))
+
+    return Response(await studio.run(work), media_type="image/png")
+
+
+def _decode_upload(body: bytes):
+    """(a decoded PIL image, its hole mask (alpha < 128) or None): sizes checked."""
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    if not body:
+        raise RequestError("upload an image (the request body was empty)")
+    try:
+        image = Image.open(io.BytesIO(body))
+        w, h = image.size
+        if w * h > MAX_UPLOAD_PIXELS:
+            raise RequestError(f"the image has {w}x{h} pixels; the limit is 4096x4096", 413)
+        image.load()
+    except RequestError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise RequestError(f"the upload is not an image this studio can read: {e}") from None
+    hole = None
+    if "A" in image.getbands():
+        hole = np.asarray(image.getchannel("A")) < 128
+    elif image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        hole = np.asarray(image.getchannel("A")) < 128
+    return image, hole
+
+
 def _step_param(value):
     if value in (None, "", "latest", "best"):
         return value or "latest"
@@ -492,21 +591,8 @@ def _step_param(value):
 
 
 def _check_upload(body: bytes) -> str:
-    """Checks an uploaded image (size, pixels, decodable) and writes it to a temporary file."""
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
-
-    if not body:
-        raise RequestError("upload an image (the request body was empty)")
-    try:
-        with Image.open(io.BytesIO(body)) as im:
-            w, h = im.size
-            if w * h > MAX_UPLOAD_PIXELS:
-                raise RequestError(f"the image has {w}x{h} pixels; the limit is 4096x4096", 413)
-            im.verify()
-    except RequestError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise RequestError(f"the upload is not an image this studio can read: {e}") from None
+    """Checks an uploaded image (as `_decode_upload` does) and writes it to a temporary file."""
+    _decode_upload(body)
     fd, path = tempfile.mkstemp(prefix="studio_upload_")
     with os.fdopen(fd, "wb") as f:
         f.write(body)
@@ -650,6 +736,7 @@ def create_app(runs: dict[str, str], *, token: str | None = None, studio: Studio
         Route("/api/directions", directions, methods=["POST"]),
         Route("/api/walk", walk, methods=["POST"]),
         Route("/api/project", project, methods=["POST"]),
+        Route("/api/translate", translate_upload, methods=["POST"]),
         Route("/api/jobs/{job_id}", job_status),
         Route("/api/jobs/{job_id}/result", job_result),
         Route("/api/timelapse", timelapse),

@@ -13,8 +13,10 @@ const S = {
   method: "sefa", editLayers: "all", edits: {}, directions: null,
   mixSeed: null, mixLayers: "0-3", w: null,
 };
+// Image-to-image runs: the uploaded picture, the painted hole (inpainting), the last output.
+const T = { image: null, hole: null, painting: false, output: null };
 // For the browser test and the console: the state, and whether every request has answered.
-window.studio = { state: S, idle: () => inflight === 0 && !rendering && !dirty };
+window.studio = { state: S, translate: T, idle: () => inflight === 0 && !rendering && !dirty };
 
 // ---- requests --------------------------------------------------------------------------
 
@@ -292,9 +294,107 @@ async function projectUpload() {
   }
 }
 
+// ---- image-to-image runs: upload, paint the hole, translate ------------------------------
+
+function translateMode(on) {
+  $("translate-panel").hidden = !on;
+  $("explore").hidden = on;
+  $("controls").hidden = on;
+  document.querySelector("main").classList.toggle("translate", on);
+  // A translation's PNG is the output as it is: no recipe, no rescaling.
+  $("save-scale-row").hidden = on;
+  $("save-hint").hidden = on;
+}
+
+function setupTranslate(info) {
+  T.output = null;
+  $("t-brush-row").hidden = !info.inpaint;
+  $("t-hint").textContent = info.inpaint
+    ? "Paint the hole over your picture, then Translate: the model fills it and keeps the rest."
+    : `Task ${info.task}: the model reads your picture as it is` +
+      (info.factor > 1 ? ` and enlarges it ${info.factor}x.` : ".");
+  $("main-img").removeAttribute("src");
+  $("caption").textContent = "";
+  drawTranslateInput();
+}
+
+async function loadTranslateImage() {
+  const file = $("t-upload").files[0];
+  if (!file) return;
+  try {
+    T.image = await createImageBitmap(file);
+  } catch (e) {
+    showError(`cannot read ${file.name} as an image`);
+    return;
+  }
+  const c = $("t-canvas");
+  c.width = T.image.width; c.height = T.image.height;
+  T.hole = document.createElement("canvas");
+  T.hole.width = T.image.width; T.hole.height = T.image.height;
+  $("t-run").disabled = false;
+  showError("");
+  drawTranslateInput();
+}
+
+function drawTranslateInput() {
+  const c = $("t-canvas"), ctx = c.getContext("2d");
+  ctx.clearRect(0, 0, c.width, c.height);
+  if (!T.image) return;
+  ctx.drawImage(T.image, 0, 0);
+  if (T.hole) { ctx.globalAlpha = 0.7; ctx.drawImage(T.hole, 0, 0); ctx.globalAlpha = 1; }
+}
+
+function paintHole(ev) {
+  if (!T.hole || !S.info || !S.info.inpaint) return;
+  const c = $("t-canvas"), r = c.getBoundingClientRect();
+  const x = (ev.clientX - r.left) * c.width / r.width, y = (ev.clientY - r.top) * c.height / r.height;
+  const ctx = T.hole.getContext("2d");
+  ctx.fillStyle = "#e3a34a";
+  ctx.beginPath();
+  ctx.arc(x, y, Number($("t-brush").value), 0, 2 * Math.PI);
+  ctx.fill();
+  drawTranslateInput();
+}
+
+async function runTranslate() {
+  if (!T.image) { showError("choose an image first"); return; }
+  // The upload: the picture, its painted hole made transparent (the server's hole mask).
+  const c = document.createElement("canvas");
+  c.width = T.image.width; c.height = T.image.height;
+  const ctx = c.getContext("2d");
+  ctx.drawImage(T.image, 0, 0);
+  if (S.info.inpaint) {
+    const img = ctx.getImageData(0, 0, c.width, c.height);
+    const hole = T.hole.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < img.data.length; i += 4) if (hole[i] > 0) img.data[i] = 0;
+    ctx.putImageData(img, 0, 0);
+  }
+  const blob = await new Promise((done) => c.toBlob(done, "image/png"));
+  const q = new URLSearchParams({ run: S.run, step: S.step, ema: S.ema ? "1" : "0" });
+  try {
+    T.output = await api(`api/translate?${q}`, { raw: blob, type: "blob" });
+    const img = $("main-img");
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(T.output);
+    const f = S.info.factor || 1;
+    $("caption").textContent = `${S.info.task}: ${c.width}x${c.height} -> ${c.width * f}x${c.height * f}`;
+    showError("");
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
 // ---- save ------------------------------------------------------------------------------
 
 async function savePng() {
+  if (S.info && S.info.translate) {
+    if (!T.output) { showError("translate an image first"); return; }
+    const link = $("save-link");
+    link.href = URL.createObjectURL(T.output);
+    link.download = `${S.run}_${S.info.task.replace(/\W+/g, "_")}.png`;
+    link.click();
+    return;
+  }
   try {
     const scale = Number($("save-scale").value);
     const blob = await api("api/image", { body: { ...model(), recipe: recipe(), scale }, type: "blob" });
@@ -330,7 +430,9 @@ function selectRun(name) {
   S.label = info.num_classes ? 0 : null;
   $("model-info").textContent = info.error
     ? info.error
-    : `${info.model}, ${info.image_size} px` + (info.num_classes ? `, ${info.num_classes} classes` : "");
+    : info.translate
+      ? `${info.model}, ${info.task}, trained at ${info.image_size} px`
+      : `${info.model}, ${info.image_size} px` + (info.num_classes ? `, ${info.num_classes} classes` : "");
   if (info.error) { showError(`${name}: ${info.error}`); return; }
   const step = $("step");
   step.innerHTML = "";
@@ -338,6 +440,9 @@ function selectRun(name) {
   if (info.best) opts.push(["best", "best FID"]);
   for (const s of [...info.steps].reverse()) opts.push([String(s), `step ${s}`]);
   for (const [v, t] of opts) step.add(new Option(t, v));
+  translateMode(!!info.translate);
+  $("timelapse").hidden = true; $("curves").hidden = true;
+  if (info.translate) { setupTranslate(info); return; }
   $("class-row").hidden = !info.num_classes;
   const label = $("label");
   label.innerHTML = "";
@@ -372,6 +477,7 @@ function selectRun(name) {
 }
 
 function refreshAll() {
+  if (S.info && S.info.translate) { if (T.output) runTranslate(); return; }
   renderGrid();
   renderMain();
   loadDirections();
@@ -408,6 +514,16 @@ function bind() {
   });
   $("mix-layers").addEventListener("change", (e) => { S.mixLayers = e.target.value; renderMain(); });
   $("project").addEventListener("click", projectUpload);
+  $("t-upload").addEventListener("change", loadTranslateImage);
+  $("t-run").addEventListener("click", runTranslate);
+  $("t-clear").addEventListener("click", () => {
+    if (T.hole) T.hole.getContext("2d").clearRect(0, 0, T.hole.width, T.hole.height);
+    drawTranslateInput();
+  });
+  const tc = $("t-canvas");
+  tc.addEventListener("pointerdown", (e) => { T.painting = true; tc.setPointerCapture(e.pointerId); paintHole(e); });
+  tc.addEventListener("pointermove", (e) => { if (T.painting) paintHole(e); });
+  tc.addEventListener("pointerup", () => { T.painting = false; });
   $("save-png").addEventListener("click", savePng);
   $("show-timelapse").addEventListener("click", () => showRunImage("timelapse"));
   $("show-curves").addEventListener("click", () => showRunImage("curves"));
