@@ -264,10 +264,12 @@ def test_one_device_and_eight_devices_end_equal(task, tmp_path):
     assert_devices_agree(one, m1, eight, m8)
 
 
-@pytest.mark.parametrize("task", ["inpaint", "sr4"])
+@pytest.mark.parametrize("task", ["inpaint", "sr4", "esrgan"])
 def test_resumed_run_is_bit_identical(task, tmp_path, monkeypatch):
-    # The U-Net with dropout (its rng in use), and the SR generator.
-    config = p2p_config(num_steps=6, checkpoint_every=100, **({} if task == "inpaint" else SR))
+    # The U-Net with dropout (its rng in use), the SR generator, and ESRGAN's options (RRDB
+    # blocks; the relativistic loss, whose G step draws a second D key).
+    overrides = {"inpaint": {}, "sr4": SR, "esrgan": ESR}[task]
+    config = p2p_config(num_steps=6, checkpoint_every=100, **overrides)
     straight = train_and_evaluate(config, str(tmp_path / "straight"))
     workdir = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:

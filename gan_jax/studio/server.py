@@ -166,15 +166,18 @@ class Studio:
         return info
 
     def _translate_info(self, info: dict, config, workdir: str) -> dict:
-        task = str(config.data.get("task", "") or "")
+        from gan_jax.input import tasks  # noqa: PLC0415
+
+        spec = config.data.get("task", "")
+        task = tasks.parse_task(spec) if spec else None  # None: CycleGAN
         info.update(
             model=config.model.name,
             image_size=int(config.data.image_size),
             channels=int(config.data.channels),
             translate=True,
-            task=task or "A -> B",
-            inpaint=task.startswith("inpaint"),
-            factor=int(task[2:]) if task.startswith("sr") else 1,
+            task=str(task) if task else "A -> B",
+            inpaint=bool(task) and task.kind == "inpaint",
+            factor=(task.factor or 1) if task else 1,
         )
         info["steps"] = self._steps(workdir)
         if not info["steps"]:
@@ -189,49 +192,55 @@ class Studio:
             return []
         return sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
 
-    def generator(self, run, step, ema: bool):
-        workdir = self.workdir(run)
+    def _step(self, workdir: str, step, *, best_ok: bool):
+        """A request's step: 'latest' becomes the newest step now, not when first loaded
+        (a run still training moves on)."""
         if step in (None, "", "latest"):
-            # The newest step now, not when first loaded: a run still training moves on.
             steps = self._steps(workdir)
-            step = steps[-1] if steps else "latest"
-        elif step != "best" and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-            raise RequestError(f"step must be 'latest', 'best' or a step number, got {step!r}")
-        key = (run, step, bool(ema))
+            return steps[-1] if steps else None
+        if step == "best" and best_ok:
+            return step
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            allowed = (
+                "'latest', 'best' or a step number" if best_ok else "'latest' or a step number"
+            )
+            raise RequestError(f"step must be {allowed}, got {step!r}")
+        return step
+
+    def _cached(self, key, load):
+        """`load()` once per key, the `max_loaded` most recently used kept."""
         with self._lock:
             if key in self._loaded:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
-        handle = sampling.load_generator(workdir, step, use_ema=bool(ema))
-        directions = recipe_lib.directions_cache(handle)
-        entry = (handle, directions)
+        entry = load()
         with self._lock:
             self._loaded[key] = entry
             while len(self._loaded) > self.max_loaded:
                 self._loaded.popitem(last=False)
         return entry
 
+    def generator(self, run, step, ema: bool):
+        """(a GAN run's generator handle, its directions cache)."""
+        workdir = self.workdir(run)
+        step = self._step(workdir, step, best_ok=True)
+
+        def load():
+            handle = sampling.load_generator(workdir, step, use_ema=bool(ema))
+            return handle, recipe_lib.directions_cache(handle)
+
+        return self._cached((run, step, bool(ema)), load)
+
     def translator(self, run, step, ema: bool):
         """An image-to-image run's `Translator` (cached beside the generators)."""
         from gan_jax.sampling import translate  # noqa: PLC0415
 
         workdir = self.workdir(run)
-        if step in (None, "", "latest"):
-            steps = self._steps(workdir)
-            step = steps[-1] if steps else None
-        elif step == "best" or isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise RequestError(f"step must be 'latest' or a step number, got {step!r}")
-        key = ("translate", run, step, bool(ema))
-        with self._lock:
-            if key in self._loaded:
-                self._loaded.move_to_end(key)
-                return self._loaded[key]
-        handle = translate.load(workdir, step, use_ema=bool(ema))
-        with self._lock:
-            self._loaded[key] = handle
-            while len(self._loaded) > self.max_loaded:
-                self._loaded.popitem(last=False)
-        return handle
+        step = self._step(workdir, step, best_ok=False)
+        return self._cached(
+            ("translate", run, step, bool(ema)),
+            lambda: translate.load(workdir, step, use_ema=bool(ema)),
+        )
 
     # -- the worker ------------------------------------------------------------------------
 
