@@ -194,6 +194,57 @@ def test_evaluate_workdir_writes_scores_with_protocol(trained):
     assert "lassifier" not in out.stderr and "CAS" not in out.stdout
 
 
+def test_evaluate_workdir_against_a_folder_equals_scoring_its_saved_samples(
+    trained, folders, tmp_path
+):
+    """--workdir with --real=FOLDER (held-out images) scores what the same samples would,
+    saved as PNGs and scored folder against folder; --no_ema and --standing_stats pick the
+    sampled weights and statistics, and the protocol says which."""
+    from gan_jax import sampling
+    from gan_jax.evaluation import inception, scoring
+
+    workdir, cache, _ = trained
+    real, _ = folders
+    out = _run_evaluate(
+        f"--workdir={workdir}",
+        f"--real={real}",
+        f"--num_samples={N}",
+        f"--batch_size={N}",
+        "--fid_method=eigh",
+        "--no_ema",
+        "--standing_stats=2",
+        env={"GAN_JAX_CACHE": str(cache)},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"reals: {N} from {real}" in out.stdout
+    assert "raw weights, standing statistics of 2 batches" in out.stdout
+    with open(workdir / "eval" / "step_4.json") as f:
+        protocol = json.load(f)["protocol"]
+    assert protocol["reference"] == {"num_samples": N, "folder": str(real)}
+    assert protocol["fake"]["standing_stats"] == 2 and not protocol["fake"]["ema"]
+
+    handle = sampling.load_generator(str(workdir), use_ema=False, standing_stats=2)
+    running = sampling.load_generator(str(workdir), use_ema=False, standing_stats=0)
+    stats = handle.variables["batch_stats"]
+    assert any(
+        not np.allclose(a, b)
+        for a, b in zip(
+            jax_leaves(stats), jax_leaves(running.variables["batch_stats"]), strict=True
+        )
+    )
+    images = np.concatenate(list(sampling.generate(handle, N, seed=0, batch_size=N)))
+    saved = _write_folder(tmp_path / "samples", list(images))
+    extractor = inception.InceptionFeatures()
+    folder_fid = scoring.evaluate_folders(real, saved, extractor, batch_size=N, fid_method="eigh")
+    assert _fid_from_stdout(out.stdout) == pytest.approx(folder_fid["fid"], abs=1e-3)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
 def test_fid_hook_keeps_the_lowest_fid_across_a_resume(tmp_path, monkeypatch):
     """Scripted FIDs (no network): only a lower FID replaces the kept checkpoint, also after
     the hook is rebuilt from best.json as a resumed run does."""
@@ -528,6 +579,18 @@ def test_conditional_metric_errors(tmp_path, folders):
             "--per_class must be >= 2 for intra_fid, got 1",
         ),
         ([f"--real={real}", f"--fake={fake}", "--metrics=cas"], "image folders have no labels"),
+        (
+            [f"--workdir={conditional}", f"--fake={fake}"],
+            "give either --workdir (with --real=FOLDER to score against it) or --fake",
+        ),
+        (
+            [f"--workdir={conditional}", f"--real={real}", "--metrics=cas"],
+            "--real is the reference of --metrics=fid",
+        ),
+        (
+            [f"--workdir={conditional}", "--standing_stats=-2"],
+            "--standing_stats must be >= 0 (or -1: the run's), got -2",
+        ),
     ]
     for args, message in cases:
         out = _run_evaluate(*args)

@@ -450,3 +450,133 @@ def test_projector_recovers_a_generated_image(handle, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(sampling.SamplingError, match="cannot read"):
         sampling.load_target(str(tmp_path / "bad.png"), handle)
+
+
+def test_noise_regularisation_known_values():
+    from gan_jax import sampling  # noqa: PLC0415
+
+    ones = jnp.ones((1, 16, 16, 1))
+    # A constant map: each neighbour product's mean is 1, two directions, scales 16 and 8.
+    np.testing.assert_allclose(float(sampling.noise_regularisation([ones])), 4.0, rtol=1e-6)
+    # A checkerboard: every neighbour product is -1 at 16; its 2x2 average is 0 at 8.
+    board = jnp.asarray((np.indices((16, 16)).sum(0) % 2) * 2.0 - 1.0)[None, :, :, None]
+    np.testing.assert_allclose(float(sampling.noise_regularisation([board])), 2.0, rtol=1e-6)
+    # Maps add up; a 4x4 map has one scale.
+    both = sampling.noise_regularisation([ones, board, jnp.ones((1, 4, 4, 1))])
+    np.testing.assert_allclose(float(both), 8.0, rtol=1e-6)
+    white = jax.random.normal(jax.random.PRNGKey(0), (1, 64, 64, 1))
+    assert float(sampling.noise_regularisation([white])) < 0.01
+
+
+def test_projector_fits_the_noise_maps(handle):
+    """A target drawn with noise maps of its own: fitting the maps beats fitting w alone, the
+    penalty keeps them noise-like, they stay normalised, and rendering w with them is the
+    projected image (what sample.py --w does with noise.npz)."""
+    import dataclasses  # noqa: PLC0415
+
+    from gan_jax import sampling  # noqa: PLC0415
+
+    # A model whose noise matters (the test model's strengths are still at their init, 0).
+    variables = jax.tree_util.tree_map_with_path(
+        lambda p, x: jnp.full_like(x, 0.7) if "noise_strength" in str(p[-1]) else x,
+        handle.variables,
+    )
+    noisy = dataclasses.replace(handle, variables=variables)
+    resolutions = sg2.noise_resolutions(32)
+    assert resolutions == (4, 8, 8, 16, 16, 32, 32)
+    keys = jax.random.split(jax.random.PRNGKey(11), len(resolutions))
+    true_maps = [jax.random.normal(k, (1, r, r, 1)) for k, r in zip(keys, resolutions)]
+    ws = sampling.seed_ws(noisy, [7], labels=0)
+    cls = type(noisy.module)
+    target = noisy.module.apply(variables, ws, "const", true_maps, method=cls.synthesis)[0]
+    assert not np.allclose(sampling.render_ws(noisy, ws)[0] / 127.5 - 1.0, target, atol=0.1)
+    kw = dict(steps=60, feature_weight=0.0, frame_every=30)
+    w_only = sampling.project(noisy, target, noise=False, **kw)
+    free = sampling.project(noisy, target, noise=True, noise_weight=0.0, **kw)
+    held = sampling.project(noisy, target, noise=True, **kw)  # StyleGAN2's weight, 1e5
+    assert w_only.noise_maps is None
+    assert free.psnr > w_only.psnr + 3.0, (free.psnr, w_only.psnr)
+    penalty = lambda maps: float(sampling.noise_regularisation(maps))  # noqa: E731
+    start = penalty(sg2.const_noise_maps(32))
+    assert penalty(held.noise_maps) < 0.1 * min(start, penalty(free.noise_maps))
+    for m, r in zip(held.noise_maps, resolutions, strict=True):
+        assert m.shape == (1, r, r, 1)
+        assert abs(float(m.mean())) < 1e-4 and abs(float(m.std()) - 1.0) < 1e-3
+    again = sampling.render_ws(noisy, held.ws[None], noise_maps=held.noise_maps)[0]
+    np.testing.assert_array_equal(again, held.frames[-1])
+    with pytest.raises(sampling.SamplingError, match="noise_maps must be 7 maps"):
+        sampling.render_ws(noisy, ws, noise_maps=true_maps[:3])
+
+
+def test_project_and_sample_w_command_lines(tmp_path):
+    """project.py writes the projection with its noise maps; sample.py --w draws exactly the
+    projected image from w.npy and the noise.npz beside it; --nonoise removes a stale one."""
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from conftest import ROOT, assert_clean_failure  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    from gan_jax import config_lib  # noqa: PLC0415
+    from gan_jax.training import checkpoint as ckpt_lib  # noqa: PLC0415
+    from gan_jax.training import state as state_lib  # noqa: PLC0415
+
+    workdir = tmp_path / "sg2"
+    config = zoo_config("stylegan2")
+    workdir.mkdir()
+    config_lib.save(config, str(workdir))
+    state = state_lib.create_state(config, jax.random.PRNGKey(0))
+    # Strengths off their init (0), so that the noise maps change the image.
+    state = jax.tree_util.tree_map_with_path(
+        lambda p, x: jnp.full_like(x, 0.7) if "noise_strength" in jax.tree_util.keystr(p) else x,
+        state,
+    )
+    checkpointer = ckpt_lib.Checkpointer(str(workdir))
+    checkpointer.save(0, state, force=True)
+    checkpointer.wait()
+    checkpointer.close()
+    yy, xx = np.mgrid[0:40, 0:50]
+    Image.fromarray(((xx * 5 + yy * 3) % 256).astype(np.uint8)).save(tmp_path / "face.png")
+
+    def run(script, *args):
+        return subprocess.run(
+            [sys.executable, os.path.join(ROOT, script), f"--workdir={workdir}", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+        )
+
+    out = tmp_path / "proj"
+    proj = run("project.py", f"--image={tmp_path / 'face.png'}", "--steps=8",
+               "--feature_weight=0", f"--out={out}")  # fmt: skip
+    assert proj.returncode == 0, proj.stderr[-3000:]
+    for name in ("target.png", "projected.png", "w.npy", "noise.npz", "projection.gif"):
+        assert (out / name).is_file(), name
+    result = json.loads((out / "result.json").read_text())
+    assert result["noise_maps_fitted"] and result["steps"] == 8
+    with np.load(out / "noise.npz") as f:
+        assert [f[k].shape[1] for k in sorted(f.files)] == list(sg2.noise_resolutions(32))
+    projected = np.asarray(Image.open(out / "projected.png"))
+    again = run("sample.py", f"--w={out / 'w.npy'}", f"--out={tmp_path / 'again.png'}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Noise maps from" in again.stderr
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "again.png")), projected)
+
+    # w alone (the model's constant maps): the stale noise.npz goes, and --w still matches.
+    proj = run("project.py", f"--image={tmp_path / 'face.png'}", "--steps=8",
+               "--feature_weight=0", f"--out={out}", "--nonoise")  # fmt: skip
+    assert proj.returncode == 0, proj.stderr[-3000:]
+    assert not (out / "noise.npz").exists()
+    again = run("sample.py", f"--w={out / 'w.npy'}", f"--out={tmp_path / 'again2.png'}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "again2.png")),
+        np.asarray(Image.open(out / "projected.png")),
+    )
+    # Maps of another model beside the w: one clear error.
+    np.savez(out / "noise.npz", np.zeros((1, 4, 4, 1), np.float32))
+    bad = run("sample.py", f"--w={out / 'w.npy'}", f"--out={tmp_path / 'bad.png'}")
+    assert_clean_failure(bad, "noise_maps must be 7 maps")

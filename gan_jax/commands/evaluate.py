@@ -8,6 +8,13 @@ resolution, sample count, preprocessing and weights under ~/.cache/gan_jax/fid_s
   python evaluate.py --workdir=/tmp/dcgan_digits
   python evaluate.py --workdir=runs/cifar10 --step=best --num_samples=10000
 
+With --real=FOLDER the run's samples are scored against that folder instead (e.g. images it
+never trained on; --num_real caps the files, first by path). --no_ema samples the raw weights;
+--standing_stats=N recomputes the generator's batch statistics for the sampled weights over N
+batches (BigGAN's standing statistics; 0: the running ones; default: as the run's config says):
+
+  python evaluate.py --workdir=runs/anime --real=heldout --num_samples=2000 --standing_stats=16
+
 Installed (`pip install .`), `gan-jax-evaluate` is the same command as `python evaluate.py`.
 
 A class-conditional run can also be scored per class (--metrics, a comma list; default fid):
@@ -62,12 +69,20 @@ INCEPTION_METRICS = ("fid", "intra_fid")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run to evaluate (config.json, checkpoints/).")
-flags.DEFINE_string("real", None, "Folder of real images (with --fake, instead of --workdir).")
+flags.DEFINE_string(
+    "real",
+    None,
+    "Folder of real images: with --fake, scores two folders; with --workdir, the reference "
+    "instead of the run's training data.",
+)
 flags.DEFINE_string("fake", None, "Folder of generated images (with --real).")
 flags.DEFINE_string("step", "latest", "Checkpoint: 'latest', a step number, or 'best'.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated images (--workdir).")
 flags.DEFINE_integer(
-    "num_real", 0, "Reference images of the run's dataset (0: as many as --num_samples)."
+    "num_real",
+    0,
+    "Reference images of the run's dataset (0: as many as --num_samples); with --workdir and "
+    "--real, the folder's first N files (0: all).",
 )
 flags.DEFINE_integer("batch_size", 50, "Images per generator / Inception call.")
 flags.DEFINE_string(
@@ -88,6 +103,12 @@ flags.DEFINE_enum(
     "fid_method", "sqrtm", FID_METHODS, "sqrtm: pytorch-fid's; eigh: same trace, ~8x faster."
 )
 flags.DEFINE_bool("no_ema", False, "Use the raw generator weights instead of their EMA.")
+flags.DEFINE_integer(
+    "standing_stats",
+    -1,
+    "Batches of standing statistics for the sampled weights (0: the running ones; -1: as the "
+    "run's config.standing_stats says).",
+)
 flags.DEFINE_string(
     "metrics",
     "fid",
@@ -119,10 +140,14 @@ def _metrics() -> list[str]:
 
 def _check_flags(metrics: list[str]):
     conditional = [m for m in metrics if m in CONDITIONAL_METRICS]
-    if FLAGS.workdir and (FLAGS.real or FLAGS.fake):
-        _fail("give either --workdir or --real and --fake, not both")
+    if FLAGS.workdir and FLAGS.fake:
+        _fail("give either --workdir (with --real=FOLDER to score against it) or --fake, not both")
     if not FLAGS.workdir and not (FLAGS.real and FLAGS.fake):
         _fail("give --workdir=RUN, or --real=FOLDER and --fake=FOLDER")
+    if FLAGS.workdir and FLAGS.real and "fid" not in metrics:
+        _fail("--real is the reference of --metrics=fid; conditional metrics use the run's data")
+    if FLAGS.standing_stats < -1:
+        _fail(f"--standing_stats must be >= 0 (or -1: the run's), got {FLAGS.standing_stats}")
     if conditional and not FLAGS.workdir:
         _fail(
             f"--metrics={','.join(conditional)} need --workdir (a class-conditional run): "
@@ -272,7 +297,14 @@ def main(argv):
     try:
         if FLAGS.workdir:
             # The checkpoint first: a wrong --step fails before the network is compiled.
-            handle = sampling.load_generator(FLAGS.workdir, FLAGS.step, use_ema=not FLAGS.no_ema)
+            handle = sampling.load_generator(
+                FLAGS.workdir,
+                FLAGS.step,
+                use_ema=not FLAGS.no_ema,
+                standing_stats=None if FLAGS.standing_stats < 0 else FLAGS.standing_stats,
+            )
+            if FLAGS.real:
+                reference.list_folder(FLAGS.real)  # checked before the network loads
             extractor = None
             if use_inception:
                 extractor = inception.InceptionFeatures(
@@ -283,6 +315,7 @@ def main(argv):
                 "step": handle.step,
                 "checkpoint": FLAGS.step,
                 "ema": handle.use_ema,
+                "standing_stats": int(handle.config.get("standing_stats", 0) or 0),
             }
             result = {"step": handle.step}
             if "fid" in metrics:
@@ -292,6 +325,14 @@ def main(argv):
                     handle.step,
                     FLAGS.num_samples,
                 )
+                held_out = None
+                if FLAGS.real:
+                    held_out = reference.folder_stats(
+                        extractor,
+                        FLAGS.real,
+                        num_samples=FLAGS.num_real,
+                        batch_size=FLAGS.batch_size,
+                    )
                 result = scoring.evaluate_generator(
                     lambda num, seed: sampling.generate(
                         handle, num, seed=seed, batch_size=FLAGS.batch_size
@@ -303,6 +344,7 @@ def main(argv):
                     batch_size=FLAGS.batch_size,
                     seed=FLAGS.seed,
                     stats_dir=FLAGS.stats_dir,
+                    reference=held_out,
                     fid_method=FLAGS.fid_method,
                     fake=fake,
                 )

@@ -5,10 +5,12 @@ r"""Projects an image into a trained StyleGAN2 run: finds the w that draws it mo
 Installed (`pip install .`), `gan-jax-project` is the same command as `python project.py`.
 
 Writes to --out: target.png (the image as the model sees it), projected.png, w.npy
-([num_ws, w_dim], for `sample.py --w=FILE`), projection.gif and projection.mp4 (target beside
+([num_ws, w_dim], for `sample.py --w=FILE`), noise.npz (the fitted noise map of every layer,
+read by `sample.py --w` from beside w.npy), projection.gif and projection.mp4 (target beside
 the image along the optimisation) and result.json (PSNR, final distance, settings). The
 distance is pixel MSE plus FID-Inception feature distance (LPIPS weights cannot be fetched
-offline); --feature_weight=0 uses pixels only (faster on a CPU).
+offline); --feature_weight=0 uses pixels only (faster on a CPU). --nonoise keeps the model's
+constant noise maps and fits w alone.
 """
 
 import os
@@ -27,6 +29,7 @@ flags.DEFINE_integer("steps", 300, "Optimisation steps.")
 flags.DEFINE_float("feature_weight", 1.0, "Weight of the Inception feature distance (0: off).")
 flags.DEFINE_float("pixel_weight", 1.0, "Weight of the pixel MSE.")
 flags.DEFINE_integer("seed", 0, "Seed of the exploration noise.")
+flags.DEFINE_bool("noise", True, "Also fit every layer's noise map (as StyleGAN2's projector).")
 flags.DEFINE_float("fps", 24.0, "Frames per second of the video.")
 
 _fail = cli.fail
@@ -77,6 +80,7 @@ def main(argv):
             feature_weight=FLAGS.feature_weight,
             pixel_weight=FLAGS.pixel_weight,
             seed=FLAGS.seed,
+            noise=FLAGS.noise,
             progress=lambda i, loss: logging.info(
                 "step %d/%d: distance %.4f", i, FLAGS.steps, loss
             ),
@@ -87,6 +91,12 @@ def main(argv):
         sampling.save_png(result.frames[-1], os.path.join(out, "projected.png"))
         with files.atomic_path(os.path.join(out, "w.npy")) as tmp, open(tmp, "wb") as f:
             np.save(f, result.ws.astype(np.float32))
+        noise_path = os.path.join(out, sampling.NOISE_FILE)
+        if result.noise_maps is not None:
+            with files.atomic_path(noise_path) as tmp, open(tmp, "wb") as f:
+                np.savez(f, *result.noise_maps)
+        elif os.path.exists(noise_path):  # an earlier projection's maps would be read with w.npy
+            os.remove(noise_path)
         side = np.concatenate(
             [np.broadcast_to(target_u8, result.frames.shape), result.frames], axis=2
         )
@@ -104,6 +114,7 @@ def main(argv):
                 "steps": FLAGS.steps,
                 "feature_weight": FLAGS.feature_weight,
                 "pixel_weight": FLAGS.pixel_weight,
+                "noise_maps_fitted": FLAGS.noise,
                 "psnr_db": result.psnr,
                 "final_distance": float(result.losses[-1]),
                 "features": "FID Inception pool3 (LPIPS weights are not available offline)",

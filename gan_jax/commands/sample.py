@@ -48,6 +48,7 @@ Default outputs go to WORKDIR/generated/ and are named after the mode, step and 
 """
 
 import dataclasses
+import functools
 import os
 
 from absl import app, flags, logging
@@ -424,8 +425,15 @@ def _run_w(handle, sampling, target, label):
     expected = (handle.module.num_ws, int(handle.config.model.w_dim))
     if w.shape != expected:
         _fail(f"--w: '{FLAGS.w}' holds {w.shape}; this model's ws are {expected}")
+    # project.py's fitted noise maps, when they lie beside the w: the projected image exactly.
+    noise_path = os.path.join(os.path.dirname(os.path.abspath(FLAGS.w)), sampling.NOISE_FILE)
+    maps = None
+    if os.path.isfile(noise_path):
+        maps = sampling.load_noise_maps(noise_path)
+        logging.info("Noise maps from %s (the projection's)", noise_path)
+    render = functools.partial(sampling.render_ws, handle, noise_maps=maps)
     if FLAGS.mode == "grid":
-        image = sampling.render_ws(handle, w[None])
+        image = render(w[None])
         sampling.save_png(sampling.upscale(image, FLAGS.scale or 1)[0], target)
         logging.info("Wrote the image of %s to %s", FLAGS.w, target)
         return
@@ -437,7 +445,7 @@ def _run_w(handle, sampling, target, label):
     seg = np.minimum((t * (len(keys) - 1)).astype(int), len(keys) - 2)
     frac = (t * (len(keys) - 1) - seg)[:, None, None]
     path = keys[seg] * (1 - frac) + keys[seg + 1] * frac  # lerp in w, as StyleGAN2 does
-    frames = sampling.render_ws(handle, path)
+    frames = render(path)
     if "strip" in target:
         count = _cols() or min(FLAGS.frames, 10)
         strip_scale = FLAGS.scale or sampling.auto_scale(max(frames.shape[1:3]), 128)

@@ -201,7 +201,40 @@ def reference_stats(
 
 
 # --------------------------------------------------------------------------------------------
-# Image folders (evaluate.py --real/--fake).
+# Image folders (evaluate.py --real/--fake, and --workdir with --real).
+
+
+def folder_stats(
+    extractor, folder: str | os.PathLike, *, num_samples: int = 0, batch_size: int = 50
+) -> metrics_lib.ReferenceStats:
+    """Reference statistics of an image folder (e.g. held-out images a run never trained on).
+
+    Not cached: a folder's content can change under the same name.
+
+    Args:
+      extractor: an `inception.InceptionFeatures`.
+      folder: searched recursively; the first `num_samples` files by path (0: all).
+      batch_size: images per network call.
+
+    Returns:
+      ReferenceStats with features and a protocol naming the folder.
+
+    Raises:
+      FolderError: missing folder, no image files, or fewer than 2 decodable images.
+    """
+    features = folder_features(extractor, folder, batch_size=batch_size, limit=num_samples)
+    info = extractor.protocol()
+    protocol = metrics_lib.make_protocol(
+        weights=info["weights"],
+        preprocessing=info["preprocessing"],
+        num_samples=int(features.shape[0]),
+    )
+    # Printed as evaluate_folders' reference is: a folder, its images at their stored size.
+    for key in ("dataset", "split", "resolution"):
+        protocol.pop(key)
+    protocol["folder"] = os.path.abspath(folder)
+    mu, sigma = metrics_lib.compute_statistics(features)
+    return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
 
 
 def list_folder(folder: str | os.PathLike) -> list[str]:

@@ -125,6 +125,7 @@ def _fake_protocol(fake: dict[str, Any], seed: int) -> dict[str, Any]:
         "step": int(fake.get("step", 0)),
         "checkpoint": "latest" if fake.get("checkpoint") is None else fake["checkpoint"],
         "ema": bool(fake.get("ema", False)),
+        "standing_stats": int(fake.get("standing_stats", 0)),
         "latent_seed": int(seed),
         "quantized": "uint8, like saved images",
     }
@@ -157,10 +158,12 @@ def evaluate_generator(
       batch_size: images per generator and network call.
       seed: latent seed of the fakes (image i of a seed is always the same latent).
       stats_dir: reference statistics cache (default ``~/.cache/gan_jax/fid_stats``).
-      reference: precomputed reference statistics (skips the cache lookup).
+      reference: precomputed reference statistics (skips the cache lookup), e.g. a
+        held-out folder's (`reference.folder_stats`).
       fid_method: see `score`.
       fake: what made the fakes, for the protocol: workdir, step, checkpoint (how it was
-        chosen: 'best', 'latest', a step), ema (bool). 'step' is also the result's step.
+        chosen: 'best', 'latest', a step), ema (bool), standing_stats (batches, 0: the
+        running statistics). 'step' is also the result's step.
 
     Returns:
       The result dict (scores and 'protocol').
@@ -191,7 +194,8 @@ def evaluate_generator(
         fake=_fake_protocol(fake, seed),
         reference={
             k: reference.protocol.get(k)
-            for k in ("dataset", "split", "resolution", "channels", "crop", "num_samples")
+            for k in ("dataset", "split", "resolution", "channels", "crop", "num_samples", "folder")
+            if k in reference.protocol
         },
     )
     result["step"] = int(fake.get("step", 0))
@@ -405,9 +409,11 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def _format_fakes(fake: dict[str, Any]) -> str:
+    stats = fake.get("standing_stats", 0)
+    stats = f"standing statistics of {stats} batches" if stats else "running statistics"
     return (
         f"from step {fake['step']} ({fake['checkpoint']}, "
-        f"{'EMA' if fake['ema'] else 'raw'} weights, latent seed {fake['latent_seed']})"
+        f"{'EMA' if fake['ema'] else 'raw'} weights, {stats}, latent seed {fake['latent_seed']})"
     )
 
 

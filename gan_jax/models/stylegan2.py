@@ -40,6 +40,7 @@ activations clamped to +-256 there, as StyleGAN2-ADA does with float16).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -66,6 +67,17 @@ def channels_at(res: int, channel_base: int, channel_max: int) -> int:
 def num_ws(image_size: int) -> int:
     """How many w vectors the synthesis network reads: one per convolution plus the last toRGB."""
     return 2 * int(math.log2(image_size)) - 2
+
+
+def noise_resolutions(image_size: int) -> tuple[int, ...]:
+    """The resolution of each synthesis layer's noise map, by layer index (4, 8, 8, 16, 16, ...)."""
+    top = int(math.log2(image_size))
+    return (4, *(2**r for r in range(3, top + 1) for _ in range(2)))
+
+
+def const_noise_maps(image_size: int) -> tuple[jax.Array, ...]:
+    """Every layer's fixed noise map [1, res, res, 1] (what noise_mode='const' adds)."""
+    return tuple(_const_noise(i, r) for i, r in enumerate(noise_resolutions(image_size)))
 
 
 def lrelu(x):
@@ -275,13 +287,17 @@ class SynthesisLayer(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, w: jax.Array, noise_mode: str) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, w: jax.Array, noise_mode: str, noise_map: jax.Array | None = None
+    ) -> jax.Array:
         in_ch = x.shape[-1]
         styles = EqDense(in_ch, bias_init=1.0, name="affine")(w)
         weight = self.param("kernel", nn.initializers.normal(1.0), (3, 3, in_ch, self.features))
         x = modulated_conv2d(x.astype(self.dtype), weight, styles, up=self.up)
         strength = self.param("noise_strength", nn.initializers.zeros, (), jnp.float32)
-        if noise_mode == "random":
+        if noise_map is not None:  # given maps (the projector's) win over noise_mode
+            noise = noise_map
+        elif noise_mode == "random":
             shape = (x.shape[0], self.resolution, self.resolution, 1)
             noise = jax.random.normal(self.make_rng("noise"), shape, jnp.float32)
         elif noise_mode == "const":
@@ -326,29 +342,38 @@ class SynthesisNetwork(nn.Module):
         return jnp.bfloat16 if int(math.log2(res)) > top - self.bf16_res else jnp.float32
 
     @nn.compact
-    def __call__(self, ws: jax.Array, noise_mode: str = "const") -> jax.Array:
+    def __call__(
+        self, ws: jax.Array, noise_mode: str = "const", noise_maps: Sequence | None = None
+    ) -> jax.Array:
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         expected = num_ws(self.image_size)
         if ws.ndim != 3 or ws.shape[1] != expected:
             raise ValueError(f"ws must be [B, {expected}, w_dim], got shape {ws.shape}")
+        num_noise = len(noise_resolutions(self.image_size))
+        if noise_maps is not None:
+            want = [(1, r, r, 1) for r in noise_resolutions(self.image_size)]
+            got = [tuple(m.shape) for m in noise_maps]
+            if len(got) != len(want) or any(g[1:] != w[1:] for g, w in zip(got, want)):
+                raise ValueError(f"noise_maps must be {len(want)} maps [B, r, r, 1]: {want}")
+        maps = list(noise_maps) if noise_maps is not None else [None] * num_noise
         ch = lambda r: channels_at(r, self.channel_base, self.channel_max)  # noqa: E731
         batch = ws.shape[0]
         const = self.param("const", nn.initializers.normal(1.0), (4, 4, ch(4)), jnp.float32)
         x = jnp.broadcast_to(const[None], (batch, 4, 4, ch(4)))
         layer = 0
         x = SynthesisLayer(ch(4), 4, layer, dtype=self._dtype(4), name="b4_conv1")(
-            x, ws[:, 0], noise_mode
+            x, ws[:, 0], noise_mode, maps[0]
         )
         img = ToRGB(self.channels, dtype=self._dtype(4), name="b4_torgb")(x, ws[:, 1])
         res = 8
         while res <= self.image_size:
             dtype = self._dtype(res)
             x = SynthesisLayer(ch(res), res, layer + 1, up=2, dtype=dtype, name=f"b{res}_conv0")(
-                x, ws[:, layer + 1], noise_mode
+                x, ws[:, layer + 1], noise_mode, maps[layer + 1]
             )
             x = SynthesisLayer(ch(res), res, layer + 2, dtype=dtype, name=f"b{res}_conv1")(
-                x, ws[:, layer + 2], noise_mode
+                x, ws[:, layer + 2], noise_mode, maps[layer + 2]
             )
             img = upsample2d(img, DEFAULT_FILTER)
             img = img + ToRGB(self.channels, dtype=dtype, name=f"b{res}_torgb")(x, ws[:, layer + 3])
@@ -362,7 +387,8 @@ class Generator(nn.Module):
 
     Methods beyond `__call__` (use with `apply(..., method=...)`):
       mapping(z, labels, train, psi, cutoff, update_w_avg) -> ws [B, num_ws, w_dim]
-      synthesis(ws, noise_mode) -> images
+      synthesis(ws, noise_mode, noise_maps) -> images (noise_maps: one [B, r, r, 1] map per
+        layer, `noise_resolutions`, instead of noise_mode's)
     Noise mode defaults: 'random' while training (needs the 'noise' PRNG stream), 'const'
     otherwise, so that sampling is deterministic.
     """
@@ -407,8 +433,8 @@ class Generator(nn.Module):
             z, labels, train=train, psi=psi, cutoff=cutoff, update_w_avg=update_w_avg
         )
 
-    def synthesis(self, ws, noise_mode: str = "const"):
-        return self.synthesis_net(ws, noise_mode)
+    def synthesis(self, ws, noise_mode: str = "const", noise_maps=None):
+        return self.synthesis_net(ws, noise_mode, noise_maps)
 
     def __call__(self, z, labels=None, train: bool = False, psi=1.0, noise_mode=None):
         ws = self.mapping(z, labels, train=train, psi=psi)

@@ -26,7 +26,15 @@ from gan_jax.sampling.generation import (
     render,
 )
 from gan_jax.sampling.interpolate import lerp, path, slerp
-from gan_jax.sampling.projector import Projection, load_target, project, psnr
+from gan_jax.sampling.projector import (
+    NOISE_FILE,
+    Projection,
+    load_noise_maps,
+    load_target,
+    noise_regularisation,
+    project,
+    psnr,
+)
 from gan_jax.sampling.recipe import (
     Recipe,
     encode_recipe_png,
@@ -46,6 +54,9 @@ from gan_jax.sampling.video import (
 
 __all__ = [
     "BEST_DIR",
+    "NOISE_FILE",
+    "load_noise_maps",
+    "noise_regularisation",
     "Directions",
     "Recipe",
     "Generator",

@@ -161,7 +161,11 @@ def _parse_step(step) -> int | str | None:
 
 
 def load_generator(
-    workdir: str, step: int | str | None = None, *, use_ema: bool = True
+    workdir: str,
+    step: int | str | None = None,
+    *,
+    use_ema: bool = True,
+    standing_stats: int | None = None,
 ) -> Generator:
     """Loads the generator of a training run with the config saved beside it.
 
@@ -170,6 +174,8 @@ def load_generator(
       step: None or 'latest' for the latest checkpoint, an int for that step, 'best' for
         the best-FID checkpoint in `workdir/checkpoints_best`.
       use_ema: use the EMA weights when the run kept them (config.ema_decay > 0).
+      standing_stats: batches of standing statistics for the sampled weights (0: the
+        running ones), instead of the run's `config.standing_stats`; None keeps the run's.
 
     Returns:
       A Generator handle.
@@ -183,6 +189,11 @@ def load_generator(
     if not os.path.isdir(workdir):
         raise SamplingError(f"workdir '{workdir}' does not exist")
     config = config_lib.load(workdir)
+    if standing_stats is not None:
+        if standing_stats < 0:
+            raise SamplingError(f"standing_stats must be >= 0, got {standing_stats}")
+        with config.unlocked():
+            config.standing_stats = int(standing_stats)
     if config.model.get("name", "") in models.MODELS and not models.has_latent(config):
         kind = config.data.get("task", "") or "CycleGAN"
         raise SamplingError(

@@ -12,7 +12,11 @@ on (fading to 0 at 75% of the steps) so that it explores before it settles. The 
 the pixels' mean squared error plus the squared distance of the FID Inception network's
 pool3 features (2048-d, images resized to 299 px): StyleGAN2 uses LPIPS (VGG) features, whose
 weights cannot be downloaded here, so the offline Inception network stands in for them.
-The noise inputs stay at their constant maps (StyleGAN2 also optimises them; not done here).
+With `noise=True` (the default, as StyleGAN2's projector) every layer's noise map is optimised
+too, starting from the model's constant maps, kept at zero mean and unit variance after each
+step and held back from fitting the image by a penalty on its autocorrelation between
+neighbouring pixels at every scale down to 8x8 (`noise_regularisation`, weight 1e5): the maps
+take up detail that w cannot reach (hair strands, texture) without turning into the image.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import optax
 
 from gan_jax.errors import SamplingError
 from gan_jax.images import to_uint8
+from gan_jax.models import stylegan2
 from gan_jax.sampling.generation import Generator
 from gan_jax.sampling.style import _require_style
 
@@ -37,6 +42,23 @@ NOISE_FACTOR = 0.05
 NOISE_RAMP = 0.75
 LR_RAMPDOWN = 0.25
 LR_RAMPUP = 0.05
+NOISE_REG_WEIGHT = 1e5
+NOISE_FILE = "noise.npz"  # project.py's fitted noise maps, beside w.npy
+
+
+def load_noise_maps(path: str) -> tuple[np.ndarray, ...]:
+    """The maps `project.py` saved (np.savez, in layer order).
+
+    Raises:
+      SamplingError: not an .npz of maps.
+    """
+    try:
+        with np.load(path) as f:
+            return tuple(f[f"arr_{i}"] for i in range(len(f.files)))
+    except (OSError, ValueError, KeyError) as e:
+        raise SamplingError(
+            f"'{path}' is not a file of noise maps (project.py's noise.npz): {e}"
+        ) from None
 
 
 @dataclasses.dataclass
@@ -46,14 +68,41 @@ class Projection:
     Attributes:
       ws: [num_ws, w_dim] the projected w, broadcast to every layer (for `render_ws`).
       frames: uint8 [F, H, W, C] the image along the optimisation (every `frame_every` steps).
-      losses: [steps] the distance at each step.
-      psnr: PSNR (dB) of the final image against the target.
+      losses: [steps] the distance at each step (with the noise penalty when noise is fitted).
+      psnr: PSNR (dB) of the final image against the target (rendered with `noise_maps`).
+      noise_maps: the fitted noise maps, one [1, r, r, 1] per layer, or None when the model's
+        constant maps were kept.
     """
 
     ws: np.ndarray
     frames: np.ndarray
     losses: np.ndarray
     psnr: float
+    noise_maps: tuple[np.ndarray, ...] | None = None
+
+
+def noise_regularisation(maps) -> jax.Array:
+    """Sum over maps and scales of the squared mean products of each pixel with its right and
+    lower neighbours (wrapping around); each map is then 2x2-average-pooled until 8x8.
+
+    0 for white noise in expectation, 2 per scale for a constant map of ones: it keeps the
+    fitted maps noise-like rather than image-like.
+    """
+    total = jnp.zeros((), jnp.float32)
+    for m in maps:
+        m = m[0, :, :, 0]
+        while True:
+            total += jnp.mean(m * jnp.roll(m, 1, axis=1)) ** 2
+            total += jnp.mean(m * jnp.roll(m, 1, axis=0)) ** 2
+            if m.shape[0] <= 8:
+                break
+            h, w = m.shape
+            m = m.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    return total
+
+
+def _normalise(maps):
+    return tuple((m - jnp.mean(m)) / jnp.std(m) for m in maps)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -122,6 +171,8 @@ def project(
     seed: int = 0,
     frame_every: int | None = None,
     progress: Callable[[int, float], None] | None = None,
+    noise: bool = True,
+    noise_weight: float = NOISE_REG_WEIGHT,
 ) -> Projection:
     """Finds the w whose image is closest to `target` (see the module docstring).
 
@@ -135,6 +186,8 @@ def project(
       seed: the exploration noise and w statistics' seed.
       frame_every: keep a frame every this many steps (default: about 60 frames).
       progress: called as progress(step, loss) every 10 steps.
+      noise: also fit every layer's noise map (from the constant maps); False keeps them.
+      noise_weight: weight of `noise_regularisation` on the fitted maps.
 
     Returns:
       A `Projection`.
@@ -168,32 +221,41 @@ def project(
 
         target_features = features(target_j)
 
-    def loss_fn(w, noise_scale, key):
-        w_noisy = w + jax.random.normal(key, w.shape) * noise_scale
-        ws = jnp.broadcast_to(w_noisy[:, None, :], (1, num_ws, w.shape[-1]))
-        image = handle.module.apply(handle.variables, ws, "const", method=cls.synthesis)
+    def render(w, maps):
+        ws = jnp.broadcast_to(w[:, None, :], (1, num_ws, w.shape[-1]))
+        return handle.module.apply(handle.variables, ws, "const", maps, method=cls.synthesis)
+
+    def loss_fn(fitted, noise_scale, key):
+        w, maps = fitted
+        image = render(w + jax.random.normal(key, w.shape) * noise_scale, maps)
         loss = pixel_weight * jnp.mean(jnp.square(image - target_j))
         if features is not None:
             loss = loss + feature_weight * jnp.sum(jnp.square(features(image) - target_features))
+        if maps is not None:
+            loss = loss + noise_weight * noise_regularisation(maps)
         return loss, image
 
     tx = optax.adam(_schedule(steps), b1=0.9, b2=0.999)
 
     @jax.jit
-    def step(w, opt_state, i, key):
+    def step(fitted, opt_state, i, key):
         t = i / steps
         noise_scale = w_std * NOISE_FACTOR * jnp.square(jnp.maximum(0.0, 1.0 - t / NOISE_RAMP))
-        (loss, image), grad = jax.value_and_grad(loss_fn, has_aux=True)(w, noise_scale, key)
-        updates, opt_state = tx.update(grad, opt_state, w)
-        return optax.apply_updates(w, updates), opt_state, loss, image
+        (loss, image), grad = jax.value_and_grad(loss_fn, has_aux=True)(fitted, noise_scale, key)
+        updates, opt_state = tx.update(grad, opt_state, fitted)
+        w, maps = optax.apply_updates(fitted, updates)
+        return (w, None if maps is None else _normalise(maps)), opt_state, loss, image
 
-    w = jnp.asarray(w_avg)[None]
-    opt_state = tx.init(w)
+    fitted = (
+        jnp.asarray(w_avg)[None],
+        stylegan2.const_noise_maps(handle.image_shape[0]) if noise else None,
+    )
+    opt_state = tx.init(fitted)
     frame_every = frame_every or max(1, steps // 60)
     frames, losses = [], []
     base = jax.random.PRNGKey(seed + 1)
     for i in range(steps):
-        w, opt_state, loss, image = step(w, opt_state, i, jax.random.fold_in(base, i))
+        fitted, opt_state, loss, image = step(fitted, opt_state, i, jax.random.fold_in(base, i))
         losses.append(float(loss))
         if not np.isfinite(losses[-1]):
             raise SamplingError(f"the projection diverged at step {i} (loss {losses[-1]})")
@@ -201,14 +263,14 @@ def project(
             frames.append(np.asarray(image[0]))
         if progress is not None and (i + 1) % 10 == 0:
             progress(i + 1, losses[-1])
+    w, maps = fitted
     ws = np.broadcast_to(np.asarray(w), (num_ws, w.shape[-1])).copy()
-    final = np.asarray(
-        handle.module.apply(handle.variables, jnp.asarray(ws)[None], "const", method=cls.synthesis)
-    )[0]
+    final = np.asarray(jax.jit(render)(w, maps))[0]
     frames.append(final)
     return Projection(
         ws=ws,
         frames=np.stack([to_uint8(f) for f in frames]),
         losses=np.asarray(losses, np.float32),
         psnr=psnr(final, target),
+        noise_maps=None if maps is None else tuple(np.asarray(m) for m in maps),
     )

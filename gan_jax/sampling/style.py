@@ -40,9 +40,9 @@ def _compiled(module, is_conditional: bool):
             variables, z, labels if is_conditional else None, psi=psi, method=cls.mapping
         )
 
-    def synthesis(variables, ws, key, noise_mode):
+    def synthesis(variables, ws, key, noise_mode, noise_maps=None):
         rngs = {"noise": key} if noise_mode == "random" else None
-        x = module.apply(variables, ws, noise_mode, method=cls.synthesis, rngs=rngs)
+        x = module.apply(variables, ws, noise_mode, noise_maps, method=cls.synthesis, rngs=rngs)
         return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
     return jax.jit(mapping), jax.jit(synthesis, static_argnames="noise_mode")
@@ -57,8 +57,9 @@ def seed_ws(handle: Generator, seeds, *, labels=None) -> np.ndarray:
     return np.asarray(mapping(handle.variables, z, labels, jnp.float32(handle.psi)))
 
 
-def render_ws(handle: Generator, ws, *, noise_seed: int = 0) -> np.ndarray:
-    """uint8 images [N, H, W, C] of ws [N, num_ws, w_dim] (noise per `handle.noise_mode`)."""
+def render_ws(handle: Generator, ws, *, noise_seed: int = 0, noise_maps=None) -> np.ndarray:
+    """uint8 images [N, H, W, C] of ws [N, num_ws, w_dim] (noise per `handle.noise_mode`, or
+    the given per-layer `noise_maps`, e.g. a projection's)."""
     _require_style(handle)
     ws = np.asarray(ws, np.float32)
     expected = handle.module.num_ws
@@ -66,7 +67,13 @@ def render_ws(handle: Generator, ws, *, noise_seed: int = 0) -> np.ndarray:
         raise SamplingError(f"ws must be [N, {expected}, w_dim], got {ws.shape}")
     _, synthesis = _compiled(handle.module, handle.conditional)
     key = jax.random.PRNGKey(noise_seed)
-    return np.asarray(synthesis(handle.variables, ws, key, noise_mode=handle.noise_mode))
+    if noise_maps is not None:
+        noise_maps = tuple(jnp.asarray(m, jnp.float32) for m in noise_maps)
+    try:
+        images = synthesis(handle.variables, ws, key, handle.noise_mode, noise_maps)
+    except ValueError as e:  # maps of another model's shapes
+        raise SamplingError(str(e)) from None
+    return np.asarray(images)
 
 
 def parse_layers(spec, num_ws: int) -> tuple[int, ...]:
