@@ -85,8 +85,8 @@ def noise_regularisation(maps) -> jax.Array:
     """Sum over maps and scales of the squared mean products of each pixel with its right and
     lower neighbours (wrapping around); each map is then 2x2-average-pooled until 8x8.
 
-    0 for white noise in expectation, 2 per scale for a constant map of ones: it keeps the
-    fitted maps noise-like rather than image-like.
+    Near 0 for white noise (each term about 1 / pixels), 2 per scale for a constant map of
+    ones: it keeps the fitted maps noise-like rather than image-like.
     """
     total = jnp.zeros((), jnp.float32)
     for m in maps:
