@@ -184,7 +184,7 @@ sys.path.insert(0, 'tests')
 from conftest import cg_config
 from gan_jax.training import state as state_lib, step as step_lib
 c = cg_config()
-s = state_lib.create_state(c, jax.random.PRNGKey(0))
+s = jax.jit(lambda k: state_lib.create_state(c, k))(jax.random.PRNGKey(0))  # eager init: ~20 s more
 k = jax.random.split(jax.random.PRNGKey(1))
 a = jax.random.uniform(k[0], (1, 8, 32, 32, 1), minval=-1.0, maxval=1.0)
 b = jax.random.uniform(k[1], (1, 8, 32, 32, 1), minval=-1.0, maxval=1.0)

@@ -235,7 +235,7 @@ sys.path.insert(0, 'tests')
 from conftest import p2p_config
 from gan_jax.training import state as state_lib, step as step_lib
 c = p2p_config(**OVERRIDES)
-s = state_lib.create_state(c, jax.random.PRNGKey(0))
+s = jax.jit(lambda k: state_lib.create_state(c, k))(jax.random.PRNGKey(0))  # eager init: ~20 s more
 x = jax.random.uniform(jax.random.PRNGKey(1), (1, 8, 32, 32, 1), minval=-1.0, maxval=1.0)
 src = SOURCE
 batch = {'image': x, 'label': np.zeros((1, 8), np.int32), 'source': src}

@@ -118,6 +118,38 @@ def test_resumed_run_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_runs_of_one_config_in_one_process_trace_the_step_once(tmp_path, monkeypatch):
+    """A run resumed in the same process (a notebook cell run again) reuses the compiled
+    step; another config, or the caller's config changed after its run, gets its own."""
+    from gan_jax.training import loop  # noqa: PLC0415
+
+    traces = []
+    real = step_lib.train_step
+
+    def counting(*args, **kwargs):
+        traces.append(kwargs["config"].optim.g_lr)  # runs once per trace, not per step
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(step_lib, "train_step", counting)
+    monkeypatch.setattr(loop, "_PROGRAMS", type(loop._PROGRAMS)())
+    config = tiny_config(num_steps=4)
+    lr = config.optim.g_lr
+    first = train_and_evaluate(config, str(tmp_path / "a"))
+    assert len(traces) == 1
+    again = train_and_evaluate(tiny_config(num_steps=4), str(tmp_path / "b"))  # an equal config
+    assert len(traces) == 1
+    for a, b in zip(_leaves(first), _leaves(again)):
+        np.testing.assert_array_equal(a, b)
+    config.optim.g_lr = lr * 5  # the caller changes its config: a new program for the new one
+    changed = train_and_evaluate(config, str(tmp_path / "c"))
+    assert traces == [lr, lr * 5]
+    assert not np.array_equal(_leaves(first.g.params)[0], _leaves(changed.g.params)[0])
+    third = train_and_evaluate(tiny_config(num_steps=4), str(tmp_path / "d"))  # kept as it was
+    assert len(traces) == 2
+    for a, b in zip(_leaves(first), _leaves(third)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_train_py_writes_checkpoint_grid_and_events(tmp_path):
     workdir = tmp_path / "run"
     cmd = [

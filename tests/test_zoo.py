@@ -28,7 +28,7 @@ sys.path.insert(0, 'tests')
 from conftest import zoo_config
 from gan_jax.training import state as state_lib, step as step_lib
 c = zoo_config(NAME, num_steps=3)
-s = state_lib.create_state(c, jax.random.PRNGKey(0))
+s = jax.jit(lambda k: state_lib.create_state(c, k))(jax.random.PRNGKey(0))  # eager init: ~20 s more
 shape = (c.d_steps, c.batch_size, 32, 32, 1)
 x = jax.random.uniform(jax.random.PRNGKey(1), shape, minval=-1.0, maxval=1.0)
 y = jax.random.randint(jax.random.PRNGKey(2), shape[:2], 0, 10)

@@ -5,7 +5,10 @@ the same workdir resumes: step, parameters, optimiser states, RNG and the data p
 come back from the latest checkpoint, so a resumed run ends where an uninterrupted one does.
 """
 
+import collections
 import contextlib
+import copy
+import dataclasses
 import errno
 import fcntl
 import os
@@ -218,6 +221,71 @@ def train_and_evaluate(config, workdir: str, *, progress: str = "auto") -> state
         return _train(config, workdir, stop, is_chief, process_index, process_count, show_progress)
 
 
+@dataclasses.dataclass
+class _Programs:
+    """The jitted functions of one (config, mesh): the objective, state init, sampling, and the
+    train step per run length. Equal configs on an equal mesh reuse them, so a run resumed in
+    the same process (a notebook cell run again, a retry) skips tracing and compiling."""
+
+    config: object  # a private copy: the caller may change theirs after the run
+    mesh: jax.sharding.Mesh
+    objective: object
+    init: object
+    sample_fn: object
+    sampling_variables: object
+    steps: dict = dataclasses.field(default_factory=dict)  # total steps -> jitted step
+
+    def train_step(self, total: int):
+        if total not in self.steps:
+            self.steps[total] = step_lib.jit_train_step(
+                self.config, self.mesh, total_steps=total, objective=self.objective
+            )
+        return self.steps[total]
+
+
+_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+_PROGRAMS_KEPT = 2  # configs whose compiled programs stay in memory (least recently used go)
+
+
+def _programs(config, mesh) -> _Programs:
+    key = (
+        config.to_json(sort_keys=True),
+        tuple(int(d.id) for d in mesh.devices.flat),
+        tuple(mesh.axis_names),
+    )
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    config = copy.deepcopy(config)
+    replicated = NamedSharding(mesh, P())
+    objective = step_lib.objective_for(config)
+    init = jax.jit(
+        lambda key: state_lib.create_state(config, key, objective=objective),
+        out_shardings=replicated,
+    )
+    if "source" in objective.batch_keys:  # image-to-image: G on held-out inputs
+        sample_fn = jax.jit(
+            lambda variables, x, y: objective.translate(variables, x), out_shardings=replicated
+        )
+    else:
+        sample_fn = jax.jit(
+            lambda variables, z, y: objective.run_G(variables, z, y, train=False)[0],
+            out_shardings=replicated,  # every process holds the whole grid
+        )
+    programs = _Programs(
+        config=config,
+        mesh=mesh,
+        objective=objective,
+        init=init,
+        sample_fn=sample_fn,
+        sampling_variables=state_lib.sampling_variables_fn(config, objective),
+    )
+    _PROGRAMS[key] = programs
+    while len(_PROGRAMS) > _PROGRAMS_KEPT:
+        _PROGRAMS.popitem(last=False)
+    return programs
+
+
 def _train(config, workdir, stop, is_chief, process_index, process_count, show_progress=False):
     mesh = step_lib.make_mesh()
     replicated = NamedSharding(mesh, P())
@@ -232,12 +300,11 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
     # Before the checkpointer: missing Inception weights fail here, with nothing to clean up.
     fid = fid_hook_lib.FidHook.create(config, workdir, is_chief=is_chief)  # None when off
     checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
-    objective = step_lib.objective_for(config)  # missing feature weights fail here
-    init = jax.jit(
-        lambda key: state_lib.create_state(config, key, objective=objective),
-        out_shardings=replicated,
-    )
-    state = init(jax.random.PRNGKey(config.seed))
+    # Missing feature weights fail here. Without data to size the schedule the step itself
+    # is built below, once `total` is known.
+    programs = _programs(config, mesh)
+    objective = programs.objective
+    state = programs.init(jax.random.PRNGKey(config.seed))
     if checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
         logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
@@ -270,18 +337,9 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
     )
     if start_step == 0:
         writer.write_hparams(_flatten(config.to_dict()))
-    train_step = step_lib.jit_train_step(config, mesh, total_steps=total, objective=objective)
+    train_step = programs.train_step(total)
     batch_sharding = step_lib.batch_shardings(mesh, objective.batch_keys)
-    if "source" in objective.batch_keys:  # image-to-image: G on held-out inputs
-        sample_fn = jax.jit(
-            lambda variables, x, y: objective.translate(variables, x), out_shardings=replicated
-        )
-    else:
-        sample_fn = jax.jit(
-            lambda variables, z, y: objective.run_G(variables, z, y, train=False)[0],
-            out_shardings=replicated,  # every process holds the whole grid
-        )
-    sampling_variables = state_lib.sampling_variables_fn(config, objective)
+    sample_fn, sampling_variables = programs.sample_fn, programs.sampling_variables
     preview = None
     if "source" in objective.batch_keys:  # image-to-image: validation inputs, not latents
         preview = objective.preview(config, dataset)
