@@ -245,6 +245,67 @@ def jax_leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
+def test_held_out_folder_statistics_are_cached_by_their_files(folders, tmp_path, monkeypatch):
+    """A held-out folder's features are computed once for any number of evaluations; a file
+    rewritten in it makes new statistics, and a torn cache file is recomputed, not fatal."""
+    _need_weights()
+    from gan_jax.evaluation import inception, reference
+
+    real, _ = folders
+    folder = tmp_path / "held_out"
+    folder.mkdir()
+    for f in sorted(real.iterdir()):
+        (folder / f.name).write_bytes(f.read_bytes())
+    cache = tmp_path / "cache"
+    extractor = inception.InceptionFeatures()
+    calls = []
+    network = extractor.features
+
+    def counted(images, **kw):
+        calls.append(len(images))
+        return network(images, **kw)
+
+    monkeypatch.setattr(extractor, "features", counted)
+
+    def stats():
+        return reference.folder_stats(extractor, folder, batch_size=N, stats_dir=cache)
+
+    first = stats()
+    assert sum(calls) == N and len(list(cache.glob("*.npz"))) == 1
+    again = stats()
+    assert sum(calls) == N  # read from the cache
+    np.testing.assert_array_equal(again.features, first.features)
+    np.testing.assert_array_equal(again.sigma, first.sigma)
+    assert (
+        again.protocol
+        == first.protocol
+        == {
+            **first.protocol,
+            "folder": str(folder),
+            "num_samples": N,
+        }
+    )
+    assert "cache_key" not in again.protocol
+
+    # One image rewritten (its modification time moved on): its features are recomputed.
+    image = folder / "000.png"
+    before = image.stat().st_mtime_ns
+    Image.fromarray(255 - np.asarray(Image.open(image))).save(image)
+    os.utime(image, ns=(before + 10**9, before + 10**9))
+    changed = stats()
+    assert sum(calls) == 2 * N
+    assert not np.allclose(changed.mu, first.mu)
+    np.testing.assert_array_equal(changed.features[1:], first.features[1:])
+
+    # A cache file cut short (a crash mid-write elsewhere) is ignored and written anew.
+    for path in cache.glob("*.npz"):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    stats()
+    assert sum(calls) == 3 * N
+    stats()
+    assert sum(calls) == 3 * N
+
+
 def test_fid_hook_keeps_the_lowest_fid_across_a_resume(tmp_path, monkeypatch):
     """Scripted FIDs (no network): only a lower FID replaces the kept checkpoint, also after
     the hook is rebuilt from best.json as a resumed run does."""

@@ -150,6 +150,9 @@ def test_init_distributions_match_torch(tiny32):
     # unit spectral vectors), tensor by tensor, on tensors large enough for the statistics.
     tsn = torch_port()
     g, d, *_, gv, dv = tiny32
+    import torch
+
+    torch.manual_seed(0)  # the global RNG's state otherwise depends on which tests ran before
     tg, td = tsn.Generator(32, 3, 8, 8, 5), tsn.Discriminator(32, 3, 8, 5)
     for ours, theirs in ((gv, tsn.to_flax(tg)), (dv, tsn.to_flax(td))):
         for path, a in jax.tree_util.tree_leaves_with_path(ours):
@@ -162,8 +165,11 @@ def test_init_distributions_match_torch(tiny32):
             elif a.std() == 0 or b.std() == 0:  # constant init: must be the same constant
                 np.testing.assert_array_equal(a, b, err_msg=name)
             elif a.size >= 500:
-                assert 0.85 < a.std() / b.std() < 1.15, name
-                assert abs(a.mean() - b.mean()) < 0.15 * b.std(), name
+                # Bounds of 5 standard errors for two independent draws of n values: a
+                # gain of sqrt(2) instead of 1 (or a normal for a uniform) still fails.
+                se = np.sqrt(2.0 / a.size)
+                assert abs(a.std() / b.std() - 1) < 5 * se / np.sqrt(2), name
+                assert abs(a.mean() - b.mean()) < 5 * se * b.std(), name
                 # Uniform, with the same bound.
                 assert 0.95 < np.abs(a).max() / np.abs(b).max() < 1.05, name
 

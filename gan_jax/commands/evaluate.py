@@ -332,6 +332,7 @@ def main(argv):
                         FLAGS.real,
                         num_samples=FLAGS.num_real,
                         batch_size=FLAGS.batch_size,
+                        stats_dir=FLAGS.stats_dir,
                     )
                 result = scoring.evaluate_generator(
                     lambda num, seed: sampling.generate(

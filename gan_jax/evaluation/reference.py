@@ -7,6 +7,7 @@ features and caches them, with their protocol, as one ``.npz`` per dataset / spl
 resolution / sample count / preprocessing / weights under ``~/.cache/gan_jax/fid_stats``
 (``$GAN_JAX_CACHE/fid_stats``, or a folder of your choice). The next evaluation of any run on
 the same data reads the file instead of running the network over the real images again.
+Held-out folders (`folder_stats`) are cached the same way, keyed by their files.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,16 +207,26 @@ def reference_stats(
 
 
 def folder_stats(
-    extractor, folder: str | os.PathLike, *, num_samples: int = 0, batch_size: int = 50
+    extractor,
+    folder: str | os.PathLike,
+    *,
+    num_samples: int = 0,
+    batch_size: int = 50,
+    stats_dir: str | os.PathLike | None = None,
+    write_cache: bool = True,
 ) -> metrics_lib.ReferenceStats:
     """Reference statistics of an image folder (e.g. held-out images a run never trained on).
 
-    Not cached: a folder's content can change under the same name.
+    Cached like a dataset's, under a key that includes every file's path, size and
+    modification time: scoring several runs against one held-out folder runs the network
+    over it once, and a file added, removed or rewritten makes new statistics.
 
     Args:
       extractor: an `inception.InceptionFeatures`.
       folder: searched recursively; the first `num_samples` files by path (0: all).
       batch_size: images per network call.
+      stats_dir: cache folder (default `default_stats_dir()`).
+      write_cache: save computed statistics (off: compute and return them only).
 
     Returns:
       ReferenceStats with features and a protocol naming the folder.
@@ -222,19 +234,58 @@ def folder_stats(
     Raises:
       FolderError: missing folder, no image files, or fewer than 2 decodable images.
     """
-    features = folder_features(extractor, folder, batch_size=batch_size, limit=num_samples)
+    files = list_folder(folder)
+    if num_samples:
+        files = files[:num_samples]
     info = extractor.protocol()
+    key = {
+        "folder": os.path.abspath(folder),
+        "files_sha256": _files_digest(files),
+        "limit": int(num_samples),
+        "weights": info["weights"],
+        "preprocessing": info["preprocessing"],
+    }
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", os.path.basename(os.path.abspath(folder)))[-60:]
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    path = Path(stats_dir or default_stats_dir()) / f"folder-{name}-n{len(files)}-{digest}.npz"
+    if path.is_file():
+        try:
+            cached = metrics_lib.load_reference_stats(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # torn or foreign
+            logging.warning("Ignoring unreadable reference statistics %s: %s", path, e)
+        else:
+            if cached.protocol.get("cache_key") == key and cached.features is not None:
+                logging.info("Reference statistics of %s from %s", folder, path)
+                cached.protocol.pop("cache_key")
+                return cached
+    features = folder_features(extractor, folder, batch_size=batch_size, files=files)
     protocol = metrics_lib.make_protocol(
         weights=info["weights"],
         preprocessing=info["preprocessing"],
         num_samples=int(features.shape[0]),
     )
     # Printed as evaluate_folders' reference is: a folder, its images at their stored size.
-    for key in ("dataset", "split", "resolution"):
-        protocol.pop(key)
+    for k in ("dataset", "split", "resolution"):
+        protocol.pop(k)
     protocol["folder"] = os.path.abspath(folder)
     mu, sigma = metrics_lib.compute_statistics(features)
+    if write_cache:
+        try:
+            # Written whole, then renamed: a reader never sees half a file.
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+            metrics_lib.save_reference_stats(tmp, features, dict(protocol, cache_key=key))
+            os.replace(tmp, path)
+        except OSError as e:  # a read-only cache: the statistics still serve this evaluation
+            logging.warning("Could not cache reference statistics in %s: %s", path, e)
     return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
+
+
+def _files_digest(files: list[str]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        st = os.stat(f)
+        h.update(f"{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def list_folder(folder: str | os.PathLike) -> list[str]:
@@ -264,7 +315,12 @@ def _load_rgb(path: str) -> np.ndarray | None:
 
 
 def folder_features(
-    extractor, folder: str | os.PathLike, *, batch_size: int = 50, limit: int = 0
+    extractor,
+    folder: str | os.PathLike,
+    *,
+    batch_size: int = 50,
+    limit: int = 0,
+    files: list[str] | None = None,
 ) -> np.ndarray:
     """Inception features of the images in a folder, at their own sizes.
 
@@ -276,6 +332,7 @@ def folder_features(
       folder: searched recursively for image files.
       batch_size: images per network call.
       limit: use only the first `limit` files (sorted by path); 0 for all.
+      files: the files to read, already listed (then `limit` is not applied).
 
     Returns:
       float32 [N, 2048] in file order within each image size.
@@ -283,9 +340,10 @@ def folder_features(
     Raises:
       FolderError: missing folder, no image files, or fewer than 2 decodable images.
     """
-    files = list_folder(folder)
-    if limit:
-        files = files[:limit]
+    if files is None:
+        files = list_folder(folder)
+        if limit:
+            files = files[:limit]
     groups: dict[tuple, list[np.ndarray]] = {}
     features = []
     progress = inception.Progress(os.path.basename(os.path.normpath(folder)), len(files))
