@@ -148,6 +148,12 @@ def test_runs_of_one_config_in_one_process_trace_the_step_once(tmp_path, monkeyp
     assert len(traces) == 2
     for a, b in zip(_leaves(first), _leaves(third)):
         np.testing.assert_array_equal(a, b)
+    # Dropped on request (a notebook freeing memory): the next run compiles again.
+    from gan_jax import training  # noqa: PLC0415
+
+    assert training.clear_compiled() == 2 and training.clear_compiled() == 0
+    train_and_evaluate(tiny_config(num_steps=4), str(tmp_path / "e"))
+    assert len(traces) == 3
 
 
 def test_train_py_writes_checkpoint_grid_and_events(tmp_path):

@@ -6,11 +6,11 @@ but not the loop, which pulls in TensorFlow (about 10 s of imports on a small CP
 
 
 def __getattr__(name):
-    if name == "train_and_evaluate":
-        from gan_jax.training.loop import train_and_evaluate  # noqa: PLC0415
+    if name in ("train_and_evaluate", "clear_compiled"):
+        from gan_jax.training import loop  # noqa: PLC0415
 
-        return train_and_evaluate
+        return getattr(loop, name)
     raise AttributeError(f"module 'gan_jax.training' has no attribute {name!r}")
 
 
-__all__ = ["train_and_evaluate"]  # noqa: F822 (provided lazily by __getattr__)
+__all__ = ["clear_compiled", "train_and_evaluate"]  # noqa: F822 (provided lazily by __getattr__)

@@ -286,6 +286,20 @@ def _programs(config, mesh) -> _Programs:
     return programs
 
 
+def clear_compiled() -> int:
+    """Drops the compiled programs kept for the last configs' runs (their memory goes back).
+
+    A notebook that trained a large model and moves on calls this; the next run of any config
+    traces and compiles again.
+
+    Returns:
+      How many configs' programs were dropped.
+    """
+    count = len(_PROGRAMS)
+    _PROGRAMS.clear()
+    return count
+
+
 def _train(config, workdir, stop, is_chief, process_index, process_count, show_progress=False):
     mesh = step_lib.make_mesh()
     replicated = NamedSharding(mesh, P())
