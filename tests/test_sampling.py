@@ -227,6 +227,27 @@ def test_sample_py_images_and_interpolation(workdir, tmp_path):
     assert os.path.exists(stem + "_strip.png")
 
 
+def test_sample_py_standing_statistics(workdir, tmp_path):
+    """--standing_stats=N samples with batch statistics recomputed for the sampled weights, as
+    evaluate.py scores them; the file name says so, and a negative count is one message."""
+    out = _sample_py(f"--workdir={workdir}", "--no_ema", "--standing_stats=2", "--num=4")
+    assert out.returncode == 0, out.stderr
+    assert "raw weights, standing statistics of 2 batches" in out.stderr
+    grid = np.asarray(
+        Image.open(os.path.join(workdir, "generated", "grid_step4_seed0_raw_standing2.png"))
+    )
+    standing = sampling.load_generator(workdir, use_ema=False, standing_stats=2)
+    running = sampling.load_generator(workdir, use_ema=False, standing_stats=0)
+    expected = sampling.make_grid(sampling.generate_array(standing, 4, seed=0))
+    np.testing.assert_array_equal(grid, expected[..., 0] if grid.ndim == 2 else expected)
+    assert not np.array_equal(
+        expected, sampling.make_grid(sampling.generate_array(running, 4, seed=0))
+    )
+    assert_clean_failure(
+        _sample_py(f"--workdir={workdir}", "--standing_stats=-2"), "--standing_stats"
+    )
+
+
 def test_sample_py_bad_requests_fail_cleanly(workdir, tmp_path):
     out = _sample_py(f"--workdir={workdir}", "--num=0")
     assert_clean_failure(out, "--num")

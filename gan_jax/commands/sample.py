@@ -65,6 +65,12 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run folder (config.json, checkpoints/).")
 flags.DEFINE_string("step", "latest", "Checkpoint: 'latest', a step number, or 'best'.")
 flags.DEFINE_bool("no_ema", False, "Use the raw generator weights instead of their EMA.")
+flags.DEFINE_integer(
+    "standing_stats",
+    -1,
+    "Batches of standing statistics for the sampled weights (0: the running ones; -1: as the "
+    "run's config.standing_stats says).",
+)
 flags.DEFINE_enum("mode", "grid", MODES, "What to make.")
 flags.DEFINE_integer("num", None, "Images (grid, images) or parallel paths (interpolate, walk).")
 flags.DEFINE_string(
@@ -128,6 +134,8 @@ def _check_flags():
         _fail("--workdir is required (the training run to sample from)")
     if FLAGS.num is not None and FLAGS.num < 1:
         _fail(f"--num must be >= 1, got {FLAGS.num}")
+    if FLAGS.standing_stats < -1:
+        _fail(f"--standing_stats must be >= 0 (or -1: the run's), got {FLAGS.standing_stats}")
     if FLAGS.mode == "style_mix":
         for name in ("rows", "cols"):
             try:
@@ -176,6 +184,7 @@ def _check_flags():
 _MODEL_FLAGS = (
     "step",
     "no_ema",
+    "standing_stats",
     "num",
     "seed",
     "keys",
@@ -258,9 +267,15 @@ def _writable_target(path: str, *, is_dir: bool):
         _fail(f"cannot write '{path}': no write permission in '{probe}'")
 
 
+def _weights_tag(use_ema: bool) -> str:
+    """Names the sampled weights in file names: the default (EMA when kept) names nothing."""
+    tag = "" if use_ema else "_raw"
+    return tag + (f"_standing{FLAGS.standing_stats}" if FLAGS.standing_stats > 0 else "")
+
+
 def _outputs(step: int | None, use_ema: bool):
     """The output path (grid: file, images: folder, animations: a dict format -> file)."""
-    tag = f"step{step}_seed{FLAGS.seed}" + ("" if use_ema else "_raw")
+    tag = f"step{step}_seed{FLAGS.seed}" + _weights_tag(use_ema)
     default_dir = os.path.join(FLAGS.workdir, "generated")
     if FLAGS.mode == "curves":
         path = FLAGS.out or os.path.join(default_dir, "curves.png")
@@ -272,7 +287,7 @@ def _outputs(step: int | None, use_ema: bool):
         tag = ""
     if FLAGS.mode in ("grid", "style_mix"):
         if FLAGS.mode == "style_mix":
-            tag = f"step{step}_layers{FLAGS.layers}" + ("" if use_ema else "_raw")
+            tag = f"step{step}_layers{FLAGS.layers}" + _weights_tag(use_ema)
         path = FLAGS.out or os.path.join(default_dir, f"{FLAGS.mode}_{tag}.png")
         if not path.lower().endswith(".png"):
             path += ".png"
@@ -283,7 +298,7 @@ def _outputs(step: int | None, use_ema: bool):
         _writable_target(path, is_dir=True)
         return path
     if FLAGS.seeds:
-        tag = f"step{step}_seeds{'-'.join(FLAGS.seeds)}" + ("" if use_ema else "_raw")
+        tag = f"step{step}_seeds{'-'.join(FLAGS.seeds)}" + _weights_tag(use_ema)
     stem = FLAGS.out or os.path.join(default_dir, f"{FLAGS.mode}_{tag}".rstrip("_"))
     root, ext = os.path.splitext(stem)
     if ext.lower() in (".gif", ".mp4", ".png"):
@@ -548,7 +563,13 @@ def _run_from_png():
         if not out.lower().endswith(".png"):
             out += ".png"
         _writable_target(out, is_dir=False)
-        handle = sampling.load_generator(workdir, int(meta["step"]), use_ema=bool(meta["ema"]))
+        # PNGs from before the key was written were drawn with the run's own setting (None).
+        handle = sampling.load_generator(
+            workdir,
+            int(meta["step"]),
+            use_ema=bool(meta["ema"]),
+            standing_stats=meta.get("standing_stats"),
+        )
         if bool(meta["ema"]) != handle.use_ema:
             _fail(f"the PNG was drawn with EMA weights; '{workdir}' has none")
         image = sampling.render_recipes(handle, [recipe])[0]
@@ -588,11 +609,19 @@ def main(argv):
     quiet_checkpoint_reads()
     step = FLAGS.step
     try:
-        handle = sampling.load_generator(FLAGS.workdir, step, use_ema=not FLAGS.no_ema)
+        handle = sampling.load_generator(
+            FLAGS.workdir,
+            step,
+            use_ema=not FLAGS.no_ema,
+            standing_stats=None if FLAGS.standing_stats < 0 else FLAGS.standing_stats,
+        )
         from gan_jax.training.step import ema_initial_share  # noqa: PLC0415
 
-        kind = "EMA" if handle.use_ema else "raw"
-        logging.info("Loaded step %d of %s (%s weights)", handle.step, FLAGS.workdir, kind)
+        kind = "EMA weights" if handle.use_ema else "raw weights"
+        standing = int(handle.config.get("standing_stats", 0) or 0)
+        if standing:
+            kind += f", standing statistics of {standing} batches"
+        logging.info("Loaded step %d of %s (%s)", handle.step, FLAGS.workdir, kind)
         share = ema_initial_share(handle.config, handle.step)
         if handle.use_ema and share > 0.1:
             logging.warning(

@@ -345,6 +345,7 @@ def recipe_metadata(handle: Generator, recipe: Recipe) -> dict:
         "model": handle.config.model.get("name", ""),
         "step": int(handle.step),
         "ema": bool(handle.use_ema),
+        "standing_stats": int(handle.config.get("standing_stats", 0) or 0),
         "recipe": recipe.to_dict(),
     }
 
