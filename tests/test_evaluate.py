@@ -348,6 +348,17 @@ def test_fid_hook_keeps_the_lowest_fid_across_a_resume(tmp_path, monkeypatch):
     assert fid_hook.FidHook.create(tiny_config(), str(tmp_path)) is None  # fid_every=0: off
 
 
+def test_fakes_line_names_statistics_only_for_batch_norm_generators():
+    from gan_jax.evaluation import scoring
+
+    def line(**fake):
+        return scoring._format_fakes(scoring._fake_protocol({"step": 7, **fake}, seed=0))
+
+    assert "raw weights, running statistics, latent seed 0" in line(ema=False)
+    assert "standing statistics of 16 batches" in line(standing_stats=16)
+    assert line(ema=True, batch_norm=False) == "from step 7 (latest, EMA weights, latent seed 0)"
+
+
 def test_progress_line_is_throttled_and_has_an_eta():
     from gan_jax.evaluation import inception
 

@@ -316,6 +316,7 @@ def main(argv):
                 "checkpoint": FLAGS.step,
                 "ema": handle.use_ema,
                 "standing_stats": int(handle.config.get("standing_stats", 0) or 0),
+                "batch_norm": "batch_stats" in handle.variables,
             }
             result = {"step": handle.step}
             if "fid" in metrics:

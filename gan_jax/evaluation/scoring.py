@@ -126,6 +126,7 @@ def _fake_protocol(fake: dict[str, Any], seed: int) -> dict[str, Any]:
         "checkpoint": "latest" if fake.get("checkpoint") is None else fake["checkpoint"],
         "ema": bool(fake.get("ema", False)),
         "standing_stats": int(fake.get("standing_stats", 0)),
+        "batch_norm": bool(fake.get("batch_norm", True)),  # False: no statistics to name
         "latent_seed": int(seed),
         "quantized": "uint8, like saved images",
     }
@@ -411,9 +412,10 @@ def format_result(result: dict[str, Any]) -> str:
 def _format_fakes(fake: dict[str, Any]) -> str:
     stats = fake.get("standing_stats", 0)
     stats = f"standing statistics of {stats} batches" if stats else "running statistics"
+    stats = f"{stats}, " if fake.get("batch_norm", True) else ""  # StyleGAN2 has no batch norm
     return (
         f"from step {fake['step']} ({fake['checkpoint']}, "
-        f"{'EMA' if fake['ema'] else 'raw'} weights, {stats}, latent seed {fake['latent_seed']})"
+        f"{'EMA' if fake['ema'] else 'raw'} weights, {stats}latent seed {fake['latent_seed']})"
     )
 
 
