@@ -169,14 +169,10 @@ def reference_stats(
         preprocessing=info["preprocessing"],
     )
     path = stats_path(stats_dir, requested)
-    if path.is_file():
-        stats = metrics_lib.load_reference_stats(path)
-        if (
-            dict(stats.protocol, num_samples=num_samples) == requested
-            and stats.features is not None
-        ):
-            logging.info("Reference statistics from %s", path)
-            return stats
+    stats = _read_cache(path)
+    if stats is not None and dict(stats.protocol, num_samples=num_samples) == requested:
+        logging.info("Reference statistics from %s", path)
+        return stats
     logging.info(
         "Computing reference statistics of %s [%s] (up to %d images) into %s",
         requested["dataset"],
@@ -191,15 +187,32 @@ def reference_stats(
     if features.shape[0] < 2:
         raise ValueError(f"{requested['dataset']}: {features.shape[0]} reference image(s)")
     protocol = dict(requested, num_samples=int(features.shape[0]))
-    if not write_cache:
-        mu, sigma = metrics_lib.compute_statistics(features)
-        return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
+    if write_cache:
+        _write_cache(path, features, protocol)
+    mu, sigma = metrics_lib.compute_statistics(features)
+    return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
+
+
+def _read_cache(path: Path) -> metrics_lib.ReferenceStats | None:
+    """Cached statistics with their features, or None (absent, torn or foreign: recomputed)."""
+    if not path.is_file():
+        return None
     try:
-        return metrics_lib.save_reference_stats(path, features, protocol)
+        stats = metrics_lib.load_reference_stats(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        logging.warning("Ignoring unreadable reference statistics %s: %s", path, e)
+        return None
+    return stats if stats.features is not None else None
+
+
+def _write_cache(path: Path, features: np.ndarray, protocol: dict) -> None:
+    """Saves statistics whole and renames them into place: a reader never sees half a file."""
+    try:
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        metrics_lib.save_reference_stats(tmp, features, protocol)
+        os.replace(tmp, path)
     except OSError as e:  # a read-only cache: the statistics still serve this evaluation
         logging.warning("Could not cache reference statistics in %s: %s", path, e)
-        mu, sigma = metrics_lib.compute_statistics(features)
-        return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,7 +226,6 @@ def folder_stats(
     num_samples: int = 0,
     batch_size: int = 50,
     stats_dir: str | os.PathLike | None = None,
-    write_cache: bool = True,
 ) -> metrics_lib.ReferenceStats:
     """Reference statistics of an image folder (e.g. held-out images a run never trained on).
 
@@ -226,7 +238,6 @@ def folder_stats(
       folder: searched recursively; the first `num_samples` files by path (0: all).
       batch_size: images per network call.
       stats_dir: cache folder (default `default_stats_dir()`).
-      write_cache: save computed statistics (off: compute and return them only).
 
     Returns:
       ReferenceStats with features and a protocol naming the folder.
@@ -248,16 +259,11 @@ def folder_stats(
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", os.path.basename(os.path.abspath(folder)))[-60:]
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     path = Path(stats_dir or default_stats_dir()) / f"folder-{name}-n{len(files)}-{digest}.npz"
-    if path.is_file():
-        try:
-            cached = metrics_lib.load_reference_stats(path)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # torn or foreign
-            logging.warning("Ignoring unreadable reference statistics %s: %s", path, e)
-        else:
-            if cached.protocol.get("cache_key") == key and cached.features is not None:
-                logging.info("Reference statistics of %s from %s", folder, path)
-                cached.protocol.pop("cache_key")
-                return cached
+    cached = _read_cache(path)
+    if cached is not None and cached.protocol.get("cache_key") == key:
+        logging.info("Reference statistics of %s from %s", folder, path)
+        cached.protocol.pop("cache_key")
+        return cached
     features = folder_features(extractor, folder, batch_size=batch_size, files=files)
     protocol = metrics_lib.make_protocol(
         weights=info["weights"],
@@ -268,15 +274,8 @@ def folder_stats(
     for k in ("dataset", "split", "resolution"):
         protocol.pop(k)
     protocol["folder"] = os.path.abspath(folder)
+    _write_cache(path, features, dict(protocol, cache_key=key))
     mu, sigma = metrics_lib.compute_statistics(features)
-    if write_cache:
-        try:
-            # Written whole, then renamed: a reader never sees half a file.
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-            metrics_lib.save_reference_stats(tmp, features, dict(protocol, cache_key=key))
-            os.replace(tmp, path)
-        except OSError as e:  # a read-only cache: the statistics still serve this evaluation
-            logging.warning("Could not cache reference statistics in %s: %s", path, e)
     return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
 
 
