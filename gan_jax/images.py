@@ -1,6 +1,7 @@
 """Image grids and PNG files from generator outputs in [-1, 1] (used by training's sample
 grids and by sampling; a leaf module so that both can import it)."""
 
+import io
 import os
 
 import numpy as np
@@ -41,13 +42,22 @@ def make_grid(images, *, cols: int | None = None, padding: int = 2) -> np.ndarra
     return grid
 
 
-def save_png(image: np.ndarray, path: str):
-    """Writes a uint8 HxW(xC) image atomically (a kill never leaves half a PNG)."""
-    image = np.asarray(image)
+def png_bytes(image: np.ndarray, *, pnginfo=None) -> bytes:
+    """A uint8 HxW(xC) image as PNG bytes (one channel as greyscale); `pnginfo`: PIL's
+    text chunks (the recipe PNGs)."""
+    image = np.asarray(image, np.uint8)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    with files.atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", pnginfo=pnginfo)
+    return buf.getvalue()
+
+
+def save_png(image: np.ndarray, path: str, *, pnginfo=None):
+    """Writes a uint8 HxW(xC) image atomically (a kill never leaves half a PNG)."""
+    data = png_bytes(image, pnginfo=pnginfo)
+    with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def save_images(batches, folder: str, *, start: int = 0, digits: int = 6) -> list[str]:

@@ -186,6 +186,14 @@ def test_adaptive_p_moves_and_is_kept_in_the_state():
     assert abs(moved) == pytest.approx(0.01, abs=1e-6)
     assert np.sign(moved) == np.sign(float(metrics["ada_rt"]) - 0.6)
     assert float(metrics["augment_p"]) == 0.5
+    # Without augmentation r_t is still logged (does D memorise the reals?), p is not:
+    # the mean of 8 signs, a multiple of 1/4 when no logit is exactly 0.
+    plain = tiny_config()
+    state = state_lib.create_state(plain, jax.random.PRNGKey(0))
+    _, metrics = step_lib.jit_train_step(plain, step_lib.make_mesh())(state, _batch(plain))
+    assert "augment_p" not in metrics
+    rt = float(metrics["ada_rt"])
+    assert -1.0 <= rt <= 1.0 and (rt * 8) % 2 == pytest.approx(0.0)
 
 
 # -- checkpoints of the first layout ---------------------------------------------------------

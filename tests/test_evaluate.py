@@ -305,6 +305,24 @@ def test_held_out_folder_statistics_are_cached_by_their_files(folders, tmp_path,
     stats()
     assert sum(calls) == 3 * N
 
+    # Fitted to a 16 px greyscale run: each image decoded as training decodes it, cached
+    # under its own key (the stored-size statistics stay).
+    from gan_jax.input import sources
+
+    fit = reference.run_fit(tiny_config(**{"data.image_size": 16, "data.channels": 1}))
+    assert fit == (16, 1, "none")
+    fitted = reference.folder_stats(extractor, folder, batch_size=N, stats_dir=cache, fit=fit)
+    # Three cache files: the folder before and after the rewrite, and this one.
+    assert sum(calls) == 4 * N and len(list(cache.glob("*.npz"))) == 3
+    files = sorted(str(f) for f in folder.iterdir())
+    direct = network(np.stack([sources.decode_file(f, 16, 1, "none") for f in files]))
+    np.testing.assert_allclose(fitted.features, direct, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(fitted.mu, changed.mu, atol=1e-3)
+    assert fitted.protocol["resolution"] == 16
+    again = reference.folder_stats(extractor, folder, batch_size=N, stats_dir=cache, fit=fit)
+    assert sum(calls) == 4 * N
+    np.testing.assert_array_equal(again.features, fitted.features)
+
 
 def test_fid_hook_keeps_the_lowest_fid_across_a_resume(tmp_path, monkeypatch):
     """Scripted FIDs (no network): only a lower FID replaces the kept checkpoint, also after

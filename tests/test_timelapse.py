@@ -220,6 +220,37 @@ def test_resumed_runs_scores_and_eval_folder(tmp_path):
     np.testing.assert_allclose(curves.smooth([0.0, 2.0], 0.5), [0.0, 4.0 / 3.0])
 
 
+def test_compare_runs_overlays_tags_of_several_runs(tmp_path):
+    """bench/compare_runs.py (the README's few-shot figure): one panel per tag, a line per
+    run that logged it; a tag no run has is one message."""
+    import importlib.util  # noqa: PLC0415
+
+    from clu import metric_writers  # noqa: PLC0415
+
+    for name, logs_p in (("ada", True), ("none", False)):
+        writer = metric_writers.SummaryWriter(str(tmp_path / name))
+        for step in range(1, 5):
+            values = {"ada_rt": step / 10}
+            if logs_p:
+                values["augment_p"] = step / 100
+            writer.write_scalars(step, values)
+        writer.close()
+    spec = importlib.util.spec_from_file_location(
+        "compare_runs", os.path.join(ROOT, "bench", "compare_runs.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    runs = [("ADA", str(tmp_path / "ada")), ("none", str(tmp_path / "none"))]
+    out = tmp_path / "cmp.png"
+    drawn = module.plot(runs, [("ada_rt", "r_t"), ("augment_p", "p")], str(out), smoothing=0.5)
+    assert drawn == {"ada_rt": ["ADA", "none"], "augment_p": ["ADA"]}
+    assert Image.open(out).size == (840, 340)  # two 4.2 x 3.4 inch panels at 100 dpi
+    with pytest.raises(SystemExit, match="no run logged eval/fid"):
+        module.plot(runs, [("eval/fid", "FID")], str(tmp_path / "x.png"))
+    with pytest.raises(SystemExit, match="is not a folder"):
+        module.main(["--run", f"x={tmp_path / 'missing'}", "--tag", "ada_rt=r", "--out", "y.png"])
+
+
 def test_sample_py_timelapse_and_curves(run, odd_names, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

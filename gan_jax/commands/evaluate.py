@@ -9,9 +9,11 @@ resolution, sample count, preprocessing and weights under ~/.cache/gan_jax/fid_s
   python evaluate.py --workdir=runs/cifar10 --step=best --num_samples=10000
 
 With --real=FOLDER the run's samples are scored against that folder instead (e.g. images it
-never trained on; --num_real caps the files, first by path). --no_ema samples the raw weights;
---standing_stats=N recomputes the generator's batch statistics for the sampled weights over N
-batches (BigGAN's standing statistics; 0: the running ones; default: as the run's config says):
+never trained on; --num_real caps the files, first by path), its images decoded, resized and
+cropped as the run's training images are (a 32 px run is compared with 32 px images).
+--no_ema samples the raw weights; --standing_stats=N recomputes the generator's batch
+statistics for the sampled weights over N batches (BigGAN's standing statistics; 0: the
+running ones; default: as the run's config says):
 
   python evaluate.py --workdir=runs/anime --real=heldout --num_samples=2000 --standing_stats=16
 
@@ -334,6 +336,7 @@ def main(argv):
                         num_samples=FLAGS.num_real,
                         batch_size=FLAGS.batch_size,
                         stats_dir=FLAGS.stats_dir,
+                        fit=reference.run_fit(handle.config),
                     )
                 result = scoring.evaluate_generator(
                     lambda num, seed: sampling.generate(

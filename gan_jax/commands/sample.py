@@ -615,12 +615,14 @@ def main(argv):
             use_ema=not FLAGS.no_ema,
             standing_stats=None if FLAGS.standing_stats < 0 else FLAGS.standing_stats,
         )
+        from gan_jax.evaluation import scoring  # noqa: PLC0415
         from gan_jax.training.step import ema_initial_share  # noqa: PLC0415
 
-        kind = "EMA weights" if handle.use_ema else "raw weights"
-        standing = int(handle.config.get("standing_stats", 0) or 0)
-        if standing:
-            kind += f", standing statistics of {standing} batches"
+        kind = scoring.describe_weights(
+            handle.use_ema,
+            int(handle.config.get("standing_stats", 0) or 0),
+            batch_norm="batch_stats" in handle.variables,
+        )
         logging.info("Loaded step %d of %s (%s)", handle.step, FLAGS.workdir, kind)
         share = ema_initial_share(handle.config, handle.step)
         if handle.use_ema and share > 0.1:

@@ -226,6 +226,7 @@ def folder_stats(
     num_samples: int = 0,
     batch_size: int = 50,
     stats_dir: str | os.PathLike | None = None,
+    fit: tuple[int, int, str] | None = None,
 ) -> metrics_lib.ReferenceStats:
     """Reference statistics of an image folder (e.g. held-out images a run never trained on).
 
@@ -238,6 +239,9 @@ def folder_stats(
       folder: searched recursively; the first `num_samples` files by path (0: all).
       batch_size: images per network call.
       stats_dir: cache folder (default `default_stats_dir()`).
+      fit: (size, channels, crop): each image decoded as a run with these data settings
+        decodes its training images (`run_fit`), so that a 32 px run is compared with 32 px
+        images, not with the folder's 64 px originals; None: the images at their stored size.
 
     Returns:
       ReferenceStats with features and a protocol naming the folder.
@@ -256,6 +260,9 @@ def folder_stats(
         "weights": info["weights"],
         "preprocessing": info["preprocessing"],
     }
+    if fit is not None:
+        fit = (int(fit[0]), int(fit[1]), str(fit[2]))
+        key["fit"] = list(fit)
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", os.path.basename(os.path.abspath(folder)))[-60:]
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     path = Path(stats_dir or default_stats_dir()) / f"folder-{name}-n{len(files)}-{digest}.npz"
@@ -264,16 +271,20 @@ def folder_stats(
         logging.info("Reference statistics of %s from %s", folder, path)
         cached.protocol.pop("cache_key")
         return cached
-    features = folder_features(extractor, folder, batch_size=batch_size, files=files)
+    features = folder_features(extractor, folder, batch_size=batch_size, files=files, fit=fit)
     protocol = metrics_lib.make_protocol(
         weights=info["weights"],
         preprocessing=info["preprocessing"],
         num_samples=int(features.shape[0]),
     )
-    # Printed as evaluate_folders' reference is: a folder, its images at their stored size.
+    # Printed as evaluate_folders' reference is: a folder, its images at their stored size
+    # (or at the run's resolution, when fitted).
     for k in ("dataset", "split", "resolution"):
         protocol.pop(k)
     protocol["folder"] = os.path.abspath(folder)
+    if fit is not None:
+        protocol["resolution"] = fit[0]
+        protocol["fitted"] = f"decoded as the run's training images (crop '{fit[2]}')"
     _write_cache(path, features, dict(protocol, cache_key=key))
     mu, sigma = metrics_lib.compute_statistics(features)
     return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
@@ -303,8 +314,20 @@ def list_folder(folder: str | os.PathLike) -> list[str]:
     return files
 
 
-def _load_rgb(path: str) -> np.ndarray | None:
+def run_fit(config) -> tuple[int, int, str] | None:
+    """(size, channels, crop) of a run's training images, for `folder_stats(fit=...)`; None
+    for a config without an image size."""
+    size = int(sources.data_field(config, "image_size", 0))
+    if size <= 0:
+        return None
+    channels = int(sources.data_field(config, "channels", 0)) or 3
+    return size, channels, str(sources.data_field(config, "crop", "center"))
+
+
+def _load_rgb(path: str, fit: tuple[int, int, str] | None = None) -> np.ndarray | None:
     try:
+        if fit is not None:
+            return sources.decode_file(path, *fit)  # one channel: the network repeats it
         with Image.open(path) as img:
             # pytorch-fid's loader: PIL, converted to RGB (grey images repeat their channel).
             return np.asarray(img.convert("RGB"), np.uint8)
@@ -320,8 +343,10 @@ def folder_features(
     batch_size: int = 50,
     limit: int = 0,
     files: list[str] | None = None,
+    fit: tuple[int, int, str] | None = None,
 ) -> np.ndarray:
-    """Inception features of the images in a folder, at their own sizes.
+    """Inception features of the images in a folder, at their own sizes (or `fit`'s, see
+    `folder_stats`).
 
     Images of one size are batched together (each size compiles the network once); every
     image is resized to 299 by the extractor's preprocessing, as pytorch-fid does.
@@ -354,7 +379,7 @@ def folder_features(
         )
 
     for path in files:
-        image = _load_rgb(path)
+        image = _load_rgb(path, fit)
         if image is None:
             continue
         groups.setdefault(image.shape, []).append(image)

@@ -409,13 +409,27 @@ def format_result(result: dict[str, Any]) -> str:
     return "\n".join(blocks)
 
 
+def describe_weights(ema: bool, standing_stats: int = 0, batch_norm: bool = True) -> str:
+    """'EMA weights' or 'raw weights', then which batch-norm statistics, for logs and
+    protocols (sample.py and evaluate.py say it the same way); nothing about statistics for
+    a generator without batch norm (StyleGAN2)."""
+    text = "EMA weights" if ema else "raw weights"
+    if batch_norm:
+        text += (
+            f", standing statistics of {standing_stats} batches"
+            if standing_stats
+            else ", running statistics"
+        )
+    return text
+
+
 def _format_fakes(fake: dict[str, Any]) -> str:
-    stats = fake.get("standing_stats", 0)
-    stats = f"standing statistics of {stats} batches" if stats else "running statistics"
-    stats = f"{stats}, " if fake.get("batch_norm", True) else ""  # StyleGAN2 has no batch norm
+    weights = describe_weights(
+        fake["ema"], fake.get("standing_stats", 0), fake.get("batch_norm", True)
+    )
     return (
-        f"from step {fake['step']} ({fake['checkpoint']}, "
-        f"{'EMA' if fake['ema'] else 'raw'} weights, {stats}latent seed {fake['latent_seed']})"
+        f"from step {fake['step']} ({fake['checkpoint']}, {weights}, "
+        f"latent seed {fake['latent_seed']})"
     )
 
 

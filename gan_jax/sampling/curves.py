@@ -7,7 +7,7 @@ WORKDIR/events.out.tfevents.* (TF2 summaries: each scalar is a rank-0 tensor wit
   every log_every steps (gan_jax/training/loop.py, the metrics of training/step.py):
     d_loss, g_loss, d_real (mean sigmoid D(x)), d_fake (mean sigmoid D(G(z))), g_grad_norm,
     d_grad_norm, nonfinite, images_per_sec; the regularisers that are on: gp, r1, r2, ortho,
-    pl, pl_mean; with augmentation: augment_p (and ada_rt when adaptive)
+    pl, pl_mean; ada_rt (every GAN run); with augmentation: augment_p
   clu's ReportProgress hook: steps_per_sec, uptime
   the FID hook every eval.fid_every steps (training/fid_hook.py, evaluation/scoring.scalars):
     fid, kid, kid_std, precision, recall, is, is_std, fid_best, and for conditional models
@@ -52,7 +52,7 @@ GROUPS = (
         "Class accuracy",
         (("label_accuracy", "label accuracy"), ("cas", "CAS"), ("real_accuracy", "real")),
     ),
-    ("Augmentation", (("augment_p", "p"), ("ada_rt", "ADA's r_t"))),
+    ("Augmentation", (("augment_p", "p"), ("ada_rt", "r_t = E[sign D(real)]"))),
     (
         "Regularisers",
         (("gp", "GP"), ("r1", "R1"), ("r2", "R2"), ("ortho", "ortho"), ("pl", "PL")),
@@ -294,7 +294,7 @@ def plot_curves(
             ax.set_ylim(-1.05 if "ada_rt" in bases else -0.05, 1.05)
             if "ada_rt" in bases:
                 target = _ada_target(workdir)
-                ax.axhline(target, color="grey", ls="--", lw=1, label=f"r_t target {target:g}")
+                ax.axhline(target, color="grey", ls="--", lw=1, label=f"ADA's target {target:g}")
         if group == "FID":
             values = np.concatenate([scalars[t][1] for t, _ in members])
             values = values[np.isfinite(values)]

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from gan_jax import images as images_lib
 from gan_jax.errors import SamplingError
 from gan_jax.sampling import directions as directions_lib
 from gan_jax.sampling import style
@@ -354,29 +355,27 @@ def encode_recipe_png(
     image: np.ndarray, handle: Generator, recipe: Recipe, *, scale: int = 1
 ) -> bytes:
     """PNG bytes of `image` with the recipe in an iTXt chunk (nearest upscaling by `scale`)."""
-    from PIL import Image, PngImagePlugin  # noqa: PLC0415
-
-    image = np.asarray(image, np.uint8)
-    if scale > 1:
-        image = image.repeat(scale, 0).repeat(scale, 1)
-    info = PngImagePlugin.PngInfo()
-    meta = recipe_metadata(handle, recipe)
-    meta["scale"] = int(scale)
-    info.add_itxt(PNG_KEY, json.dumps(meta, sort_keys=True))
-    buf = io.BytesIO()
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, "PNG", pnginfo=info)
-    return buf.getvalue()
+    return images_lib.png_bytes(_scaled(image, scale), pnginfo=_recipe_info(handle, recipe, scale))
 
 
 def save_recipe_png(image, path: str, handle: Generator, recipe: Recipe, *, scale: int = 1) -> None:
     """Writes `encode_recipe_png` to `path` (via a temporary file: never half-written)."""
-    import os  # noqa: PLC0415
+    images_lib.save_png(_scaled(image, scale), path, pnginfo=_recipe_info(handle, recipe, scale))
 
-    data = encode_recipe_png(image, handle, recipe, scale=scale)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+
+def _scaled(image, scale: int) -> np.ndarray:
+    image = np.asarray(image, np.uint8)
+    return image.repeat(scale, 0).repeat(scale, 1) if scale > 1 else image
+
+
+def _recipe_info(handle: Generator, recipe: Recipe, scale: int):
+    from PIL import PngImagePlugin  # noqa: PLC0415
+
+    info = PngImagePlugin.PngInfo()
+    meta = recipe_metadata(handle, recipe)
+    meta["scale"] = int(scale)
+    info.add_itxt(PNG_KEY, json.dumps(meta, sort_keys=True))
+    return info
 
 
 def read_recipe_png(path_or_bytes) -> tuple[dict, Recipe]:

@@ -33,6 +33,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from gan_jax import errors, sampling
+from gan_jax import images as images_lib
 from gan_jax.sampling import directions as directions_lib
 from gan_jax.sampling import recipe as recipe_lib
 
@@ -330,14 +331,6 @@ def _model(studio: Studio, data: dict):
     return studio.generator(data.get("run"), data.get("step", "latest"), data.get("ema", True))
 
 
-def _png(image: np.ndarray) -> bytes:
-    from PIL import Image  # noqa: PLC0415
-
-    buf = io.BytesIO()
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def _written(name: str, write) -> bytes:
     """The bytes `write(path)` puts in a temporary file called `name` (the writers take paths)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -397,7 +390,7 @@ async def grid(request: Request):
             for s in range(start, start + count)
         ]
         images = sampling.render_recipes(handle, recipes, directions)
-        return _png(sampling.make_grid(images, cols=cols, padding=0))
+        return images_lib.png_bytes(sampling.make_grid(images, cols=cols, padding=0))
 
     return Response(await studio.run(work), media_type="image/png")
 
@@ -560,7 +553,7 @@ async def translate_upload(request: Request):
             raise RequestError("paint the hole first: the upload's transparent pixels are the hole")
         pixels = np.asarray(sources.to_channels(image, translator.channels))
         mask = hole.astype(np.uint8) * 255 if inpaint else None
-        return _png(translator(pixels, mask=mask))
+        return images_lib.png_bytes(translator(pixels, mask=mask))
 
     return Response(await studio.run(work), media_type="image/png")
 

@@ -116,7 +116,8 @@ def train_step(
       (new_state, metrics) with scalar metrics: d_loss, g_loss, d_real (mean sigmoid D(x)),
       d_fake (mean sigmoid D(G(z)) before D's update, as the seed prints), g_grad_norm,
       d_grad_norm, one per regulariser (gp, r1, ...; 0 on steps a lazy one skips),
-      augment_p and ada_rt when augmenting, nonfinite (1 if this step's update was dropped).
+      ada_rt (E[sign D(real)], ADA's overfitting signal), augment_p when augmenting,
+      nonfinite (1 if this step's update was dropped).
     """
     objective = objective or objective_for(config)
     g_tx, d_tx = make_optimizers(config, total_steps)
@@ -237,10 +238,11 @@ def train_step(
         "nonfinite": (~finite).astype(jnp.float32),
         **reg_values,
     }
+    # ADA's overfitting signal, logged in every run: a run without augmentation shows
+    # whether (and when) its D starts to memorise the training images.
+    metrics["ada_rt"] = jnp.sign(jnp.stack(real_logits_all)).mean()
     if objective.policy:
         metrics["augment_p"] = jnp.asarray(objective.augment_p(state.extra), jnp.float32)
-        if objective.adaptive:
-            metrics["ada_rt"] = jnp.sign(jnp.stack(real_logits_all)).mean()
     return new_state, metrics
 
 
