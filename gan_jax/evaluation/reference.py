@@ -284,7 +284,6 @@ def folder_stats(
     protocol["folder"] = os.path.abspath(folder)
     if fit is not None:
         protocol["resolution"] = fit[0]
-        protocol["fitted"] = f"decoded as the run's training images (crop '{fit[2]}')"
     _write_cache(path, features, dict(protocol, cache_key=key))
     mu, sigma = metrics_lib.compute_statistics(features)
     return metrics_lib.ReferenceStats(mu, sigma, protocol, features)
