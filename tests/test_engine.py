@@ -286,3 +286,28 @@ def test_standing_statistics_are_the_batch_statistics_of_the_sampled_weights():
     two = objective.standing_statistics(variables, key, num_batches=2, batch_size=128)
     for a, b in zip(_leaves(two["batch_stats"]), _leaves(standing["batch_stats"])):
         np.testing.assert_allclose(a, b, rtol=0.2, atol=0.05)
+
+
+def test_a_run_with_standing_stats_draws_its_grids_with_them(tmp_path):
+    # `standing_stats` (16 in the batch-norm models' presets): the grids written during
+    # training use statistics recomputed for the sampled weights, as sample.py does.
+    import os  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    from gan_jax import sampling  # noqa: PLC0415
+    from gan_jax.training import loop  # noqa: PLC0415
+
+    config = tiny_config(standing_stats=2, num_steps=4, sample_every=4, checkpoint_every=4)
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(config, workdir)
+    grid = np.asarray(Image.open(os.path.join(workdir, "samples", "step_00000004.png")), np.int32)
+    z = np.asarray(loop.fixed_noise(config)[0])
+
+    def drawn(batches):
+        g = sampling.load_generator(workdir, standing_stats=batches)
+        grid = sampling.make_grid(np.concatenate(list(sampling.render(g, z))))
+        return grid.reshape(grid.shape[:2] if grid.shape[-1] == 1 else grid.shape).astype(np.int32)
+
+    assert np.abs(grid - drawn(2)).max() <= 1  # rounding of two compiled programs
+    assert np.abs(grid - drawn(0)).max() > 8  # the running statistics draw another grid

@@ -216,7 +216,7 @@ def test_evaluate_workdir_against_a_folder_equals_scoring_its_saved_samples(
         env={"GAN_JAX_CACHE": str(cache)},
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"reals: {N} from {real}" in out.stdout
+    assert f"reals: {N} from {real}, decoded at 32 px as the run's images" in out.stdout
     assert "raw weights, standing statistics of 2 batches" in out.stdout
     with open(workdir / "eval" / "step_4.json") as f:
         protocol = json.load(f)["protocol"]

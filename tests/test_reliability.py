@@ -44,6 +44,7 @@ TINY = [
     "--config.sample_every=1000",
     "--config.checkpoint_every=1",
     "--config.num_sample_images=4",
+    "--config.standing_stats=0",
 ]
 TMP_MARK = "orbax-checkpoint-tmp"
 

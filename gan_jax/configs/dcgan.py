@@ -35,6 +35,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.model.d_width = 64  # the seed's ndf
     c.model.conv_impl = "auto"  # auto | fast | lax (same parameters, different kernels)
     c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
+    # Sample with batch statistics recomputed for the sampled weights: on the anime faces at
+    # 3,673 steps they took FID 281.9 -> 256.1 (EMA) and 220.9 -> 218.8 (raw); README.
+    c.standing_stats = 16
 
     if preset == "digits":
         # 1,797 real 8x8 digits that ship inside scikit-learn: works offline anywhere.
@@ -70,6 +73,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         c.data.channels = 3
         c.data.crop = "center"
         c.num_epochs = 50
+        # At 3,673 steps the EMA (window ~400 steps) scored 256.1 against the raw weights'
+        # 218.8: the average starts later, as BigGAN's does (20k steps there).
+        c.ema_start = 5000
     elif preset == "npz":
         c.data.source = "npz"
         c.data.image_size = 28

@@ -316,11 +316,8 @@ def list_folder(folder: str | os.PathLike) -> list[str]:
 def run_fit(config) -> tuple[int, int, str] | None:
     """(size, channels, crop) of a run's training images, for `folder_stats(fit=...)`; None
     for a config without an image size."""
-    size = int(sources.data_field(config, "image_size", 0))
-    if size <= 0:
-        return None
-    channels = int(sources.data_field(config, "channels", 0)) or 3
-    return size, channels, str(sources.data_field(config, "crop", "center"))
+    _, size, channels, crop = sources.image_settings(config)
+    return (size, channels or 3, crop) if size > 0 else None
 
 
 def _load_rgb(path: str, fit: tuple[int, int, str] | None = None) -> np.ndarray | None:

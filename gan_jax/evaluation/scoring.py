@@ -473,6 +473,11 @@ def _format_fid(result: dict[str, Any]) -> str:
             f" from {ref['dataset']} [{ref['split']}] at {ref['resolution']} px"
             if "dataset" in ref
             else f" from {ref['folder']}"
+            + (
+                f", decoded at {ref['resolution']} px as the run's images"
+                if "resolution" in ref
+                else ""
+            )
         ),
         f"  FID via {p['fid_method']}; KID {p['kid']['subsets']} subsets of "
         f"<= {p['kid']['subset_size']}; precision/recall k={p['precision_recall_k']}",

@@ -29,7 +29,7 @@ import numpy as np
 from absl import logging
 
 from gan_jax.input import sources, tasks
-from gan_jax.input.pipeline import _TO_FLOAT, ArrayDataset, _settings, load_tfds_images
+from gan_jax.input.pipeline import _TO_FLOAT, ArrayDataset, load_tfds_images
 from gan_jax.input.sources import DataError
 
 PAIRED_SOURCES = ("folder", "npz", "digits", "tfds")
@@ -47,7 +47,7 @@ def task_of(config) -> tasks.Task:
 def validate(config) -> None:
     """The task parses, fits the images (channels, divisibility) and the source is supported."""
     task = task_of(config)
-    source, size, channels, _ = _settings(config)
+    source, size, channels, _ = sources.image_settings(config)
     if source not in PAIRED_SOURCES:
         raise DataError(
             f"config.data.source: image-to-image tasks read {', '.join(PAIRED_SOURCES)}, "
@@ -61,7 +61,7 @@ def validate(config) -> None:
 
 def load_keyed(config) -> tuple[np.ndarray, list[str], list]:
     """Every image of the source with its key: (uint8 [N, S, S, C], keys, decode failures)."""
-    source, size, channels, crop = _settings(config)
+    source, size, channels, crop = sources.image_settings(config)
     if source == "digits":
         images = sources.load_digits_images(size, channels)
         return images, [str(i) for i in range(len(images))], []
@@ -157,7 +157,7 @@ def create_paired_dataset(config, *, common: dict) -> PairedDataset:
     for split in ("validation", "test"):
         idx = split_indices(keys, split)
         held_out[split] = (images[idx], [keys[i] for i in idx])
-    source = _settings(config)[0]
+    source = sources.image_settings(config)[0]
     where = os.path.basename(str(sources.data_field(config, "path", ""))) or source
     logging.info(
         "Data: %s, task %s: %d train / %d validation / %d test images",

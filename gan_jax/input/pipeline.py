@@ -68,14 +68,6 @@ SOURCES = sources.SOURCES
 _TO_FLOAT = (np.arange(256, dtype=np.float64) / 127.5 - 1.0).astype(np.float32)
 
 
-def _settings(config) -> tuple[str, int, int, str]:
-    source = str(sources.data_field(config, "source", "digits"))
-    size = int(sources.data_field(config, "image_size", 0))
-    channels = int(sources.data_field(config, "channels", 0))
-    crop = str(sources.data_field(config, "crop", "center"))
-    return source, size, channels, crop
-
-
 def is_unpaired(config) -> bool:
     """Two image domains (CycleGAN): `data.path_a`/`data.path_b`, `data.split_a`/`data.split_b`
     or `data.domain_b` is set."""
@@ -99,7 +91,7 @@ def validate(config) -> None:
     Raises:
       DataError: with a message that names the offending field.
     """
-    source, size, channels, crop = _settings(config)
+    source, size, channels, crop = sources.image_settings(config)
     if sources.data_field(config, "task", ""):  # an image-to-image task: paired examples
         from gan_jax.input import paired  # noqa: PLC0415 (paired builds on this module)
 
@@ -553,7 +545,7 @@ def create_dataset(config, *, process_index: int, process_count: int, start_step
         malformed labels).
     """
     validate(config)
-    source, size, channels, crop = _settings(config)
+    source, size, channels, crop = sources.image_settings(config)
     batch_size = int(config.batch_size)
     if process_count < 1 or not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} not in [0, {process_count})")
@@ -643,7 +635,7 @@ def load_labelled_arrays(config, split: str) -> tuple[np.ndarray, np.ndarray]:
         not exist, or the labels are malformed.
     """
     validate(config)
-    source, size, channels, crop = _settings(config)
+    source, size, channels, crop = sources.image_settings(config)
     num_classes = sources.model_num_classes(config)
     split = str(split)
     if source == "digits":

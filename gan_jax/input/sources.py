@@ -80,6 +80,16 @@ def data_field(config, name, default=None):
     return default if value is None else value
 
 
+def image_settings(config) -> tuple[str, int, int, str]:
+    """(source, image_size, channels, crop) of ``config.data``; 0 where a size or channel
+    count is unset (the pipeline, paired/unpaired inputs and held-out FID folders read it)."""
+    source = str(data_field(config, "source", "digits"))
+    size = int(data_field(config, "image_size", 0))
+    channels = int(data_field(config, "channels", 0))
+    crop = str(data_field(config, "crop", "center"))
+    return source, size, channels, crop
+
+
 # ---------------------------------------------------------------------------------------------
 # Geometry and channel conversion (PIL)
 

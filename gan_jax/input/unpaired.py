@@ -29,7 +29,7 @@ from absl import logging
 
 from gan_jax.input import sources, tasks
 from gan_jax.input.paired import load_keyed, split_indices
-from gan_jax.input.pipeline import _TO_FLOAT, ArrayDataset, _settings
+from gan_jax.input.pipeline import _TO_FLOAT, ArrayDataset
 from gan_jax.input.sources import DataError
 
 STYLES = ("cel", "invert")
@@ -70,7 +70,7 @@ def domain_of(key: str) -> str:
 
 
 def validate(config) -> None:
-    source, size, channels, _ = _settings(config)
+    source, size, channels, _ = sources.image_settings(config)
     style = sources.data_field(config, "domain_b", "")
     path_a = sources.data_field(config, "path_a", "")
     path_b = sources.data_field(config, "path_b", "")
