@@ -42,7 +42,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.model.d_width = 96
     c.model.attn_res = 16  # self-attention at this resolution; 0 = none
     c.model.dtype = "float32"
-    c.standing_stats = 16  # batch statistics of the sampled weights (as dcgan.py)
+    c.standing_stats = common.BATCH_NORM_STANDING_STATS  # statistics of the sampled weights
 
     c.loss.name = "hinge"
     c.d_steps = 5

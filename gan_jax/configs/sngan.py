@@ -45,7 +45,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.model.g_width = 256  # the paper's CIFAR G width (ch)
     c.model.d_width = 128  # the paper's CIFAR D width
     c.model.dtype = "float32"
-    c.standing_stats = 16  # batch statistics of the sampled weights (as dcgan.py)
+    c.standing_stats = common.BATCH_NORM_STANDING_STATS  # statistics of the sampled weights
     c.model.upsample = "nearest"  # nearest | bilinear: G's 2x upsampling
 
     # The paper's training recipe.
