@@ -260,24 +260,48 @@ def cg_config(preset: str | None = None, **overrides):
     return _override(c, overrides)
 
 
-def device_run(code: str, out: str, devices: int):
-    """Runs `code` with `devices` host CPU devices in a subprocess; `code` saves the state's
-    leaves to OUT and its metrics to OUT + '.metrics.npz' (OUT and DEVICES are substituted).
+_DEVICE_PAIR = """
+import sys, numpy as np, jax
+sys.path.insert(0, 'tests')
+from gan_jax.training import state as state_lib, step as step_lib
+SETUP
+init = jax.jit(lambda k: state_lib.create_state(c, k))  # eager init: ~20 s more
+for n in (1, len(jax.devices())):
+    s = init(jax.random.PRNGKey(0))
+    step = step_lib.jit_train_step(c, step_lib.make_mesh(jax.devices()[:n]))
+    for _ in range(STEPS):
+        s, m = step(s, batch)
+    out = OUT + f'.{n}'
+    np.savez(out, *[np.asarray(v) for v in jax.tree.leaves(jax.device_get(s))])
+    np.savez(out + '.metrics.npz', **{k: np.asarray(v) for k, v in jax.device_get(m).items()})
+"""
+
+
+def device_pair(setup: str, tmp_path, steps: int = 1):
+    """The same training steps on a mesh of 1 device and of 8, in one subprocess with 8 host
+    CPU devices (one start-up and one state-init compile for both). `setup` is Python that
+    defines the config `c` and the step's `batch`; every step is fed that batch.
 
     Returns:
-      (leaves in tree order, {metric: value})
+      (leaves on 1 device, its metrics, leaves on 8 devices, their metrics): leaves in tree
+      order, metrics as {name: value} of the last step.
     """
     import subprocess  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
 
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    code = code.replace("DEVICES", str(devices)).replace("OUT", repr(out))
+    out = str(tmp_path / "state")
+    code = _DEVICE_PAIR.replace("SETUP", setup).replace("STEPS", str(steps))
+    code = code.replace("OUT", repr(out))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=900)
-    with np.load(out) as f:
-        leaves = [f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))]
-    with np.load(out + ".metrics.npz") as f:
-        return leaves, dict(f)
+    results = []
+    for n in (1, 8):
+        with np.load(f"{out}.{n}.npz") as f:
+            results.append([f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))])
+        with np.load(f"{out}.{n}.metrics.npz") as f:
+            results.append(dict(f))
+    return tuple(results)
 
 
 def assert_devices_agree(one, m1, eight, m8):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, assert_devices_agree, cg_config, device_run
+from conftest import ROOT, assert_devices_agree, cg_config, device_pair
 from PIL import Image
 from test_pix2pix import _leaves, _rgb_folder
 from test_reliability import _poison, _restore_all
@@ -178,29 +178,20 @@ def test_constant_then_linear_schedule():
     np.testing.assert_allclose(steps[5:], [2e-4 * (1 - k / 5) for k in range(5)], rtol=1e-3)
 
 
-_DEVICE_RUN = """
-import sys, numpy as np, jax
-sys.path.insert(0, 'tests')
+_DEVICE_SETUP = """
 from conftest import cg_config
-from gan_jax.training import state as state_lib, step as step_lib
 c = cg_config()
-s = jax.jit(lambda k: state_lib.create_state(c, k))(jax.random.PRNGKey(0))  # eager init: ~20 s more
 k = jax.random.split(jax.random.PRNGKey(1))
 a = jax.random.uniform(k[0], (1, 8, 32, 32, 1), minval=-1.0, maxval=1.0)
 b = jax.random.uniform(k[1], (1, 8, 32, 32, 1), minval=-1.0, maxval=1.0)
-step = step_lib.jit_train_step(c, step_lib.make_mesh())
-for _ in range(2):  # the second step sees a full history (4 of 8 fakes stored)
-    s, m = step(s, {'image': b, 'label': np.zeros((1, 8), np.int32), 'source': a})
-assert jax.device_count() == DEVICES
-np.savez(OUT, *[np.asarray(v) for v in jax.tree.leaves(jax.device_get(s))])
-np.savez(OUT + '.metrics.npz', **{k: np.asarray(v) for k, v in jax.device_get(m).items()})
+batch = {'image': b, 'label': np.zeros((1, 8), np.int32), 'source': a}
 """
 
 
 @pytest.mark.slow
 def test_one_device_and_eight_devices_end_equal(tmp_path):
-    one, m1 = device_run(_DEVICE_RUN, str(tmp_path / "one.npz"), 1)
-    eight, m8 = device_run(_DEVICE_RUN, str(tmp_path / "eight.npz"), 8)
+    # Two steps: the second sees a full history (4 of 8 fakes stored).
+    one, m1, eight, m8 = device_pair(_DEVICE_SETUP, tmp_path, steps=2)
     assert {"cycle", "identity", "g_adv", "d_a", "d_b"} <= m1.keys()
     assert_devices_agree(one, m1, eight, m8)  # the histories' counts exactly
 

@@ -231,7 +231,7 @@ def test_center_crop_matches_torchvision_rule():
     # TF (tfds) and PIL (folder) paths crop the same window.
     y, x = np.mgrid[0:218, 0:178]
     img = np.stack([y, x, (x + y) // 2], -1).astype(np.uint8)
-    tf_out = pipeline._tf_fit(pipeline.tf.constant(img), 64, 3, "center").numpy()
+    tf_out = pipeline._tf_fit(pipeline._tensorflow().constant(img), 64, 3, "center").numpy()
     pil_out = sources.fit_array(img[None], 64, 3, "center")[0]
     assert np.abs(tf_out.astype(int) - pil_out).mean() < 1.5
 

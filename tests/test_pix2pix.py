@@ -16,7 +16,7 @@ from conftest import (
     assert_clean_failure,
     assert_devices_agree,
     cg_config,
-    device_run,
+    device_pair,
     p2p_config,
     tiny_config,
 )
@@ -229,20 +229,11 @@ def test_rrdb_generator_equals_an_independent_torch_port():
 
 # -- the engine's guarantees -------------------------------------------------------------------
 
-_DEVICE_RUN = """
-import sys, numpy as np, jax
-sys.path.insert(0, 'tests')
+_DEVICE_SETUP = """
 from conftest import p2p_config
-from gan_jax.training import state as state_lib, step as step_lib
 c = p2p_config(**OVERRIDES)
-s = jax.jit(lambda k: state_lib.create_state(c, k))(jax.random.PRNGKey(0))  # eager init: ~20 s more
 x = jax.random.uniform(jax.random.PRNGKey(1), (1, 8, 32, 32, 1), minval=-1.0, maxval=1.0)
-src = SOURCE
-batch = {'image': x, 'label': np.zeros((1, 8), np.int32), 'source': src}
-s, m = step_lib.jit_train_step(c, step_lib.make_mesh())(s, batch)
-assert jax.device_count() == DEVICES
-np.savez(OUT, *[np.asarray(v) for v in jax.tree.leaves(jax.device_get(s))])
-np.savez(OUT + '.metrics.npz', **{k: np.asarray(v) for k, v in jax.device_get(m).items()})
+batch = {'image': x, 'label': np.zeros((1, 8), np.int32), 'source': SOURCE}
 """
 
 _SOURCES = {
@@ -257,9 +248,8 @@ def test_one_device_and_eight_devices_end_equal(task, tmp_path):
     # U-Net with batch norm and dropout (inpainting); ESRGAN's RRDB generator and relativistic
     # loss (sr4), whose G step runs D on the reals too.
     overrides = {"data.task": "inpaint:box"} if task == "inpaint" else ESR
-    code = _DEVICE_RUN.replace("OVERRIDES", repr(overrides)).replace("SOURCE", _SOURCES[task])
-    one, m1 = device_run(code, str(tmp_path / "one.npz"), 1)
-    eight, m8 = device_run(code, str(tmp_path / "eight.npz"), 8)
+    setup = _DEVICE_SETUP.replace("OVERRIDES", repr(overrides)).replace("SOURCE", _SOURCES[task])
+    one, m1, eight, m8 = device_pair(setup, tmp_path)
     assert {"l1", "g_adv", "d_loss"} <= m1.keys()
     assert_devices_agree(one, m1, eight, m8)
 

@@ -9,7 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, ZOO, zoo_config
+from conftest import ROOT, ZOO, device_pair, zoo_config
 from PIL import Image
 from test_reliability import _poison, _restore_all
 
@@ -22,43 +22,21 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
 
 
-_DEVICE_RUN = """
-import sys, numpy as np, jax, jax.numpy as jnp
-sys.path.insert(0, 'tests')
+# A tiny step's real batch (d_steps of them) with labels, the same on both meshes.
+_DEVICE_SETUP = """
 from conftest import zoo_config
-from gan_jax.training import state as state_lib, step as step_lib
 c = zoo_config(NAME, num_steps=3)
-s = jax.jit(lambda k: state_lib.create_state(c, k))(jax.random.PRNGKey(0))  # eager init: ~20 s more
 shape = (c.d_steps, c.batch_size, 32, 32, 1)
 x = jax.random.uniform(jax.random.PRNGKey(1), shape, minval=-1.0, maxval=1.0)
 y = jax.random.randint(jax.random.PRNGKey(2), shape[:2], 0, 10)
-s, m = step_lib.jit_train_step(c, step_lib.make_mesh())(s, {'image': x, 'label': y})
-assert jax.device_count() == DEVICES
-np.savez(OUT, *[np.asarray(v) for v in jax.tree.leaves(jax.device_get(s))])
-np.savez(OUT + '.metrics.npz', **{k: np.asarray(v) for k, v in jax.device_get(m).items()})
+batch = {'image': x, 'label': y}
 """
-
-
-def _run_in_subprocess(name, workdir, devices):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    out = os.path.join(str(workdir) + ".npz")
-    code = (
-        _DEVICE_RUN.replace("NAME", repr(name))
-        .replace("DEVICES", str(devices))
-        .replace("OUT", repr(out))
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=900)
-    with np.load(out) as f:
-        leaves = [f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))]
-    with np.load(out + ".metrics.npz") as f:
-        return leaves, dict(f)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_one_device_and_eight_devices_end_equal(name, tmp_path):
-    one, m1 = _run_in_subprocess(name, tmp_path / "one", 1)
-    eight, m8 = _run_in_subprocess(name, tmp_path / "eight", 8)
+    one, m1, eight, m8 = device_pair(_DEVICE_SETUP.replace("NAME", repr(name)), tmp_path)
     # One step from the same state: the same losses, gradient norms and penalties.
     assert m1.keys() == m8.keys()
     for k in m1:

@@ -40,11 +40,13 @@ Notes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import queue
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from absl import logging
@@ -52,15 +54,24 @@ from absl import logging
 from gan_jax.input import sources
 from gan_jax.input.sources import DataError
 
-try:
+if TYPE_CHECKING:
     import tensorflow as tf
 
+
+@functools.cache
+def _tensorflow():
+    """TensorFlow, imported on first use (seconds): only the TFDS source needs it, and the
+    commands that never read TFDS (sample.py, project.py, the studio) start without it."""
+    try:
+        import tensorflow as tf  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - only the tfds source needs TensorFlow
+        return None
     # tf.data runs on the CPU; keep TensorFlow from reserving accelerator memory JAX needs.
     # RuntimeError/ValueError: the TF runtime is already initialised; nothing to do then.
     with contextlib.suppress(RuntimeError, ValueError):
         tf.config.set_visible_devices([], "GPU")
-except ImportError:  # pragma: no cover - only the tfds source needs TensorFlow
-    tf = None
+    return tf
+
 
 SOURCES = sources.SOURCES
 
@@ -131,7 +142,7 @@ def validate(config) -> None:
     elif source == "npz":
         sources.check_npz(config)
     elif source == "tfds":
-        if tf is None:
+        if _tensorflow() is None:
             raise DataError(
                 "config.data.source: 'tfds' needs tensorflow and tensorflow-datasets installed"
             )
@@ -298,6 +309,7 @@ def _prefetch(iterator: Iterator, depth: int) -> Iterator:
 
 def _tf_fit(image, size: int, channels: int, crop: str):
     """TF twin of :func:`sources.fit_image` + :func:`sources.to_channels`; returns uint8."""
+    tf = _tensorflow()
     if image.shape[-1] == 4:  # drop alpha (TFDS image datasets are almost never RGBA)
         image = image[..., :3]
     if image.shape[-1] == 3 and channels == 1:
@@ -328,6 +340,7 @@ def _tf_fit(image, size: int, channels: int, crop: str):
 
 
 def _tf_options(config) -> tf.data.Options:
+    tf = _tensorflow()
     options = tf.data.Options()
     options.deterministic = True
     threads = int(sources.data_field(config, "tf_threads", min(8, os.cpu_count() or 1)))
@@ -347,6 +360,7 @@ def _tfds_num_examples(builder, split: str) -> int:
 
 def _tf_example_fn(size: int, channels: int, crop: str, label_feature: str | None):
     """TFDS example -> ``{'image': uint8 [S, S, C], 'label': int32 []}`` (label 0 if None)."""
+    tf = _tensorflow()
 
     def fn(ex):
         image = _tf_fit(ex["image"], size, channels, crop)
@@ -361,6 +375,7 @@ def _load_tfds_arrays(
     config, builder, split, size, channels, crop, label_feature: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """A TFDS split decoded in file order: uint8 ``[N, S, S, C]`` and int32 ``[N]`` labels."""
+    tf = _tensorflow()
     ds = builder.as_dataset(split=split, shuffle_files=False)
     ds = ds.map(
         _tf_example_fn(size, channels, crop, label_feature),
@@ -402,6 +417,7 @@ class TfdsStreamDataset(Dataset):
 
     def epoch_dataset(self, epoch: int, skip: int = 0) -> tf.data.Dataset:
         """This process's batches of one epoch, dropping its first ``skip`` batches."""
+        tf = _tensorflow()
         import tensorflow_datasets as tfds
 
         size, channels = self.image_shape[0], self.image_shape[2]
@@ -439,7 +455,7 @@ class TfdsStreamDataset(Dataset):
 
 def _prepared_tfds(config, split: str):
     """``(builder, num_examples)`` of a prepared, non-empty TFDS split."""
-    if tf is None:
+    if _tensorflow() is None:
         raise DataError(
             "config.data.source: 'tfds' needs tensorflow and tensorflow-datasets installed"
         )
