@@ -1,6 +1,7 @@
 """The engine: regularisers on known values, lazy intervals, optimisers, EMA schedules,
 labels through the step, ADA's p in the state, and checkpoints of the first layout."""
 
+import os
 from typing import Any
 
 import flax
@@ -10,14 +11,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from conftest import tiny_config
+from PIL import Image
 
-from gan_jax import objectives
+from gan_jax import objectives, sampling
 from gan_jax.errors import CheckpointError
 from gan_jax.objectives import regularisers as reg_lib
 from gan_jax.training import checkpoint as ckpt_lib
+from gan_jax.training import loop, train_and_evaluate
 from gan_jax.training import state as state_lib
 from gan_jax.training import step as step_lib
-from gan_jax.training import train_and_evaluate
 
 
 def _leaves(tree):
@@ -291,12 +293,6 @@ def test_standing_statistics_are_the_batch_statistics_of_the_sampled_weights():
 def test_a_run_with_standing_stats_draws_its_grids_with_them(tmp_path):
     # `standing_stats` (16 in the batch-norm models' presets): the grids written during
     # training use statistics recomputed for the sampled weights, as sample.py does.
-    import os  # noqa: PLC0415
-
-    from PIL import Image  # noqa: PLC0415
-
-    from gan_jax import sampling  # noqa: PLC0415
-    from gan_jax.training import loop  # noqa: PLC0415
 
     config = tiny_config(standing_stats=2, num_steps=4, sample_every=4, checkpoint_every=4)
     workdir = str(tmp_path / "run")

@@ -308,7 +308,8 @@ def test_l1_only_training_reduces_l1_and_init_from_starts_from_its_generator(tmp
 def _fresh_state(config):
     from gan_jax.training import state as state_lib  # noqa: PLC0415
 
-    return state_lib.create_state(config, jax.random.PRNGKey(config.seed))
+    # Jitted: one compile, not one per operation of the RRDB generator.
+    return jax.jit(lambda k: state_lib.create_state(config, k))(jax.random.PRNGKey(config.seed))
 
 
 # -- translate -----------------------------------------------------------------------------------

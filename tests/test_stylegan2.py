@@ -133,7 +133,8 @@ def test_channel_rule_and_number_of_ws():
 def tiny():
     config = zoo_config("stylegan2")
     objective = objectives.build(config)
-    g_vars, d_vars = objective.init(jax.random.PRNGKey(0), (32, 32, 1))
+    # Jitted: one compile instead of one per operation (63 s -> 22 s on a busy core).
+    g_vars, d_vars = jax.jit(objective.init, static_argnums=1)(jax.random.PRNGKey(0), (32, 32, 1))
     return config, objective, g_vars, d_vars
 
 
@@ -527,7 +528,7 @@ def test_project_and_sample_w_command_lines(tmp_path):
     config = zoo_config("stylegan2")
     workdir.mkdir()
     config_lib.save(config, str(workdir))
-    state = state_lib.create_state(config, jax.random.PRNGKey(0))
+    state = jax.jit(lambda k: state_lib.create_state(config, k))(jax.random.PRNGKey(0))
     # Strengths off their init (0), so that the noise maps change the image.
     state = jax.tree_util.tree_map_with_path(
         lambda p, x: jnp.full_like(x, 0.7) if "noise_strength" in jax.tree_util.keystr(p) else x,

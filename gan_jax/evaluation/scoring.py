@@ -457,6 +457,15 @@ def _format_conditional(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _format_reals(ref: dict[str, Any]) -> str:
+    """Where the reference images came from: a dataset split, or a folder (at the run's size)."""
+    if "dataset" in ref:
+        return f"from {ref['dataset']} [{ref['split']}] at {ref['resolution']} px"
+    if "resolution" in ref:
+        return f"from {ref['folder']}, decoded at {ref['resolution']} px as the run's images"
+    return f"from {ref['folder']}"
+
+
 def _format_fid(result: dict[str, Any]) -> str:
     p = result["protocol"]
     ref = p["reference"]
@@ -468,17 +477,7 @@ def _format_fid(result: dict[str, Any]) -> str:
         f"  resize: {p['resize']} [preprocessing={p['preprocessing']}]",
         f"  fakes: {p['num_fake']} "
         + (_format_fakes(p["fake"]) if "step" in p["fake"] else f"from {p['fake']['folder']}"),
-        f"  reals: {p['num_real']}"
-        + (
-            f" from {ref['dataset']} [{ref['split']}] at {ref['resolution']} px"
-            if "dataset" in ref
-            else f" from {ref['folder']}"
-            + (
-                f", decoded at {ref['resolution']} px as the run's images"
-                if "resolution" in ref
-                else ""
-            )
-        ),
+        f"  reals: {p['num_real']} {_format_reals(ref)}",
         f"  FID via {p['fid_method']}; KID {p['kid']['subsets']} subsets of "
         f"<= {p['kid']['subset_size']}; precision/recall k={p['precision_recall_k']}",
     ]
