@@ -2,7 +2,8 @@ r"""BigGAN (Brock et al. 2019): hierarchical latents, a shared class embedding, 
 batch norm, self-attention, spectral norm in G and D, orthogonal regularisation, EMA of G.
 
 Offline default (scikit-learn's digits, conditional, 32 px, widths 16; its time is not measured
-yet: `:mnist` at widths 32 made 10 img/s, 6.4 s a step, on a 2-core CPU shared with an SNGAN run):
+yet: `:mnist` at widths 32 took 4.8 s a step on a quiet 2-core CPU, label accuracy 99.80% and
+CAS 92.13% after its 1,000 steps, see the README):
 
   python train.py --config=configs/biggan.py --workdir=runs/biggan_digits
 
