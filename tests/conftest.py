@@ -261,18 +261,20 @@ def cg_config(preset: str | None = None, **overrides):
     return _override(c, overrides)
 
 
+# argv: output prefix, number of steps. The setup code is inserted at SETUP.
 _DEVICE_PAIR = """
 import sys, numpy as np, jax
 sys.path.insert(0, 'tests')
 from gan_jax.training import state as state_lib, step as step_lib
 SETUP
+assert len(jax.devices()) == 8, jax.devices()  # else the 8-device run would be a 1-device one
 init = jax.jit(lambda k: state_lib.create_state(c, k))  # eager init: ~20 s more
-for n in (1, len(jax.devices())):
+for n in (1, 8):
     s = init(jax.random.PRNGKey(0))
     step = step_lib.jit_train_step(c, step_lib.make_mesh(jax.devices()[:n]))
-    for _ in range(STEPS):
+    for _ in range(int(sys.argv[2])):
         s, m = step(s, batch)
-    out = OUT + f'.{n}'
+    out = f'{sys.argv[1]}.{n}'
     np.savez(out, *[np.asarray(v) for v in jax.tree.leaves(jax.device_get(s))])
     np.savez(out + '.metrics.npz', **{k: np.asarray(v) for k, v in jax.device_get(m).items()})
 """
@@ -292,10 +294,10 @@ def device_pair(setup: str, tmp_path, steps: int = 1):
     import numpy as np  # noqa: PLC0415
 
     out = str(tmp_path / "state")
-    code = _DEVICE_PAIR.replace("SETUP", setup).replace("STEPS", str(steps))
-    code = code.replace("OUT", repr(out))
+    code = _DEVICE_PAIR.replace("SETUP", setup)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=900)
+    cmd = [sys.executable, "-c", code, out, str(steps)]
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, timeout=900)
     results = []
     for n in (1, 8):
         with np.load(f"{out}.{n}.npz") as f:

@@ -293,7 +293,6 @@ def test_standing_statistics_are_the_batch_statistics_of_the_sampled_weights():
 def test_a_run_with_standing_stats_draws_its_grids_with_them(tmp_path):
     # `standing_stats` (16 in the batch-norm models' presets): the grids written during
     # training use statistics recomputed for the sampled weights, as sample.py does.
-
     config = tiny_config(standing_stats=2, num_steps=4, sample_every=4, checkpoint_every=4)
     workdir = str(tmp_path / "run")
     train_and_evaluate(config, workdir)
