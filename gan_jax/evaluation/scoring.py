@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from gan_jax import files
+from gan_jax import events, files
 from gan_jax.errors import SamplingError
 from gan_jax.evaluation import classifier as classifier_lib
 from gan_jax.evaluation import conditional as conditional_lib
@@ -503,11 +503,8 @@ def write_result(workdir: str, result: dict[str, Any], *, tensorboard: bool = Tr
     path = os.path.join(folder, f"step_{step}.json")
     files.write_json(path, result)
     if tensorboard:
-        from clu import metric_writers  # noqa: PLC0415
-
-        writer = metric_writers.SummaryWriter(folder)
+        writer = events.EventWriter(folder)
         writer.write_scalars(step, scalars(result))
-        writer.flush()
         writer.close()
     return path
 

@@ -1,21 +1,21 @@
 """A run's training curves from its TensorBoard event files, as one PNG (no model, no TF).
 
-Training writes its scalars with clu's `metric_writers.SummaryWriter` to
+Training writes its scalars with `gan_jax.events.EventWriter` to
 WORKDIR/events.out.tfevents.* (TF2 summaries: each scalar is a rank-0 tensor with the
 "scalars" plugin), and evaluate.py writes its scores to WORKDIR/eval/. The tags:
 
   every log_every steps (gan_jax/training/loop.py, the metrics of training/step.py):
     d_loss, g_loss, d_real (mean sigmoid D(x)), d_fake (mean sigmoid D(G(z))), g_grad_norm,
-    d_grad_norm, nonfinite, images_per_sec; the regularisers that are on: gp, r1, r2, ortho,
-    pl, pl_mean; ada_rt (every GAN run); with augmentation: augment_p
-  clu's ReportProgress hook: steps_per_sec, uptime
+    d_grad_norm, nonfinite, images_per_sec, steps_per_sec, uptime (seconds since the start);
+    the regularisers that are on: gp, r1, r2, ortho, pl, pl_mean; ada_rt (every GAN run);
+    with augmentation: augment_p
   the FID hook every eval.fid_every steps (training/fid_hook.py, evaluation/scoring.scalars):
     fid, kid, kid_std, precision, recall, is, is_std, fid_best, and for conditional models
     label_accuracy, cas, real_accuracy, intra_fid, intra_kid
   evaluate.py (WORKDIR/eval): the same score tags, read here as eval/fid, eval/kid, ...
 
-The records are read with a few lines of TFRecord framing and TensorBoard's protobufs:
-TensorBoard's own readers import TensorFlow (seconds) when it is installed.
+The records are read with `events.read_records` and TensorBoard's protobufs: TensorBoard's
+own readers import TensorFlow (seconds) when it is installed.
 
     scalars = read_scalars("runs/digits")   # {"d_loss": (steps, values), ...}
     plot_curves(scalars, "curves.png", smoothing=0.6)
@@ -28,11 +28,10 @@ import logging
 import math
 import os
 import re
-import struct
 
 import numpy as np
 
-from gan_jax import files
+from gan_jax import events, files
 from gan_jax.errors import SamplingError
 
 log = logging.getLogger(__name__)
@@ -90,22 +89,6 @@ def event_files(workdir: str) -> list[tuple[str, str]]:
     return found
 
 
-def _records(path: str):
-    """The records of a TFRecord file; stops quietly at a record still being written."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        while True:
-            header = f.read(12)  # uint64 length, uint32 masked CRC of the length
-            if len(header) < 12:
-                return
-            (length,) = struct.unpack("<Q", header[:8])
-            if f.tell() + length + 4 > size:
-                return
-            data = f.read(length)
-            f.read(4)  # CRC of the data
-            yield data
-
-
 def _scalar(value, plugins: dict[str, str]) -> float | None:
     from tensorboard.util import tensor_util  # noqa: PLC0415 (numpy only, no TF)
 
@@ -151,7 +134,7 @@ def read_scalars(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for prefix, path in paths:
         plugins: dict[str, str] = {}
         try:
-            for data in _records(path):
+            for data in events.read_records(path):
                 event = event_pb2.Event.FromString(data)
                 if not event.HasField("summary"):
                     continue

@@ -131,7 +131,7 @@ class FidHook:
           step: the step just done.
           state: the GANState after it.
           total: the run's last step (always evaluated).
-          writer: a clu metric writer for the scalars (default: the one given at creation).
+          writer: an `events.EventWriter` for the scalars (default: the one given at creation).
         """
         if not self.should_run(step, total):
             return None

@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
-from clu import asynclib, metric_writers, periodic_actions
+from clu import asynclib
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gan_jax import config_lib
+from gan_jax import config_lib, events
 from gan_jax import images as images_lib
 from gan_jax import input as input_lib
 from gan_jax import progress as progress_lib
@@ -105,7 +105,7 @@ def _write_failure(error: Exception) -> str | None:
     """The reason when `error` is a failed write to the workdir, else None."""
     if isinstance(error, OSError):
         return error.strerror if error.errno in _WRITE_ERRNOS else None
-    # clu's AsyncError wraps TensorFlow's summary-writer error: read the whole chain.
+    # The event writer's AsyncError wraps the OSError of its thread: read the whole chain.
     chain, cause = [], error
     while cause is not None and len(chain) < 8:
         chain.append(str(cause))
@@ -346,9 +346,7 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
     )
 
     # TensorBoard only: the console gets the one progress line below, not a second copy.
-    writer = metric_writers.MultiWriter(
-        [metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))] if is_chief else []
-    )
+    writer = events.EventWriter(workdir) if is_chief else events.NullWriter()
     if start_step == 0:
         writer.write_hparams(_flatten(config.to_dict()))
     train_step = programs.train_step(total)
@@ -362,13 +360,6 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
         fixed_z, fixed_y, grid_cols = fixed_noise(config, objective.num_classes)
     fixed_z = jax.device_put(fixed_z, replicated)
     fixed_y = None if fixed_y is None else jax.device_put(fixed_y, replicated)
-    hooks = []
-    if is_chief:
-        hooks.append(
-            periodic_actions.ReportProgress(
-                num_train_steps=total, writer=writer, every_steps=config.log_every
-            )
-        )
 
     def write_samples(step):
         imgs = jax.device_get(sample_fn(sampling_variables(state), fixed_z, fixed_y))
@@ -405,8 +396,6 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
                 # preemption's grace period) would wait for every queued step before the save.
                 jax.block_until_ready(pending[-2]["d_loss"])
             step += 1
-            for hook in hooks:
-                hook(step)
 
             if process_count > 1:  # all processes must stop at the same step
                 stopping = checkpointer.reached_preemption(step)
@@ -428,6 +417,8 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
                 now = time.perf_counter()
                 rate = (step - step_log) / max(now - t_log, 1e-9)
                 summary["images_per_sec"] = rate * config.batch_size
+                summary["steps_per_sec"] = rate
+                summary["uptime"] = now - t_start
                 writer.write_scalars(step, summary)
                 # One progress line per job: every process computes the same means.
                 (logging.info if is_chief else logging.debug)(
