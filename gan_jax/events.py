@@ -83,6 +83,26 @@ def _hparam_value(value: Any) -> bool | int | float | str:
     return str(value)
 
 
+def _plugin_summary(plugin: str, to_array, values: Mapping[str, Any]):
+    """A Summary of one TensorBoard plugin ('scalar', 'image', 'text'): each value a tensor
+    made by `to_array`, tagged with the plugin's metadata as tf.summary writes it."""
+    import importlib  # noqa: PLC0415
+
+    from tensorboard.compat.proto import summary_pb2  # noqa: PLC0415
+    from tensorboard.util import tensor_util  # noqa: PLC0415
+
+    metadata = importlib.import_module(f"tensorboard.plugins.{plugin}.metadata")
+    meta = metadata.create_summary_metadata(display_name="", description="")
+    return summary_pb2.Summary(
+        value=[
+            summary_pb2.Summary.Value(
+                tag=tag, metadata=meta, tensor=tensor_util.make_tensor_proto(to_array(value))
+            )
+            for tag, value in values.items()
+        ]
+    )
+
+
 class EventWriter:
     """Writes scalars, images, texts and hyperparameters to a TensorBoard event file.
 
@@ -121,25 +141,7 @@ class EventWriter:
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         """Each value as a rank-0 float32 tensor of the "scalars" plugin."""
         scalars = {k: float(v) for k, v in scalars.items()}  # device arrays read here
-
-        def values():
-            from tensorboard.compat.proto import summary_pb2  # noqa: PLC0415
-            from tensorboard.plugins.scalar import metadata  # noqa: PLC0415
-            from tensorboard.util import tensor_util  # noqa: PLC0415
-
-            meta = metadata.create_summary_metadata(display_name="", description="")
-            return summary_pb2.Summary(
-                value=[
-                    summary_pb2.Summary.Value(
-                        tag=tag,
-                        metadata=meta,
-                        tensor=tensor_util.make_tensor_proto(np.float32(x)),
-                    )
-                    for tag, x in scalars.items()
-                ]
-            )
-
-        self._summary(step, values)
+        self._summary(step, lambda: _plugin_summary("scalar", np.float32, scalars))
 
     def write_images(self, step: int, images: Mapping[str, Any]) -> None:
         """Each value a batch [N, H, W, C] (or one [H, W, C]) of uint8, or floats in [0, 1];
@@ -153,44 +155,18 @@ class EventWriter:
                 raise ValueError(f"image summary '{tag}': expected [N, H, W, C], got {value.shape}")
             batches[tag] = value
 
-        def values():
-            from tensorboard.compat.proto import summary_pb2  # noqa: PLC0415
-            from tensorboard.plugins.image import metadata  # noqa: PLC0415
-            from tensorboard.util import tensor_util  # noqa: PLC0415
+        def strings(batch):
+            sizes = [str(batch.shape[2]).encode(), str(batch.shape[1]).encode()]
+            return np.array(sizes + [_png(image) for image in batch], dtype=object)
 
-            out = []
-            for tag, batch in batches.items():
-                meta = metadata.create_summary_metadata(display_name="", description="")
-                strings = [str(batch.shape[2]).encode(), str(batch.shape[1]).encode()]
-                strings += [_png(image) for image in batch]
-                tensor = tensor_util.make_tensor_proto(np.array(strings, dtype=object))
-                out.append(summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=tensor))
-            return summary_pb2.Summary(value=out)
-
-        self._summary(step, values)
+        self._summary(step, lambda: _plugin_summary("image", strings, batches))
 
     def write_texts(self, step: int, texts: Mapping[str, str]) -> None:
         """Each value a string of the "text" plugin (TensorBoard renders it as Markdown)."""
         texts = {k: str(v) for k, v in texts.items()}
-
-        def values():
-            from tensorboard.compat.proto import summary_pb2  # noqa: PLC0415
-            from tensorboard.plugins.text import metadata  # noqa: PLC0415
-            from tensorboard.util import tensor_util  # noqa: PLC0415
-
-            meta = metadata.create_summary_metadata(display_name="", description="")
-            return summary_pb2.Summary(
-                value=[
-                    summary_pb2.Summary.Value(
-                        tag=tag,
-                        metadata=meta,
-                        tensor=tensor_util.make_tensor_proto(np.array(text.encode(), object)),
-                    )
-                    for tag, text in texts.items()
-                ]
-            )
-
-        self._summary(step, values)
+        self._summary(
+            step, lambda: _plugin_summary("text", lambda t: np.array(t.encode(), object), texts)
+        )
 
     def write_hparams(self, hparams: Mapping[str, Any]) -> None:
         """The run's hyperparameters for TensorBoard's HParams tab (step 0)."""
