@@ -105,16 +105,12 @@ def _write_failure(error: Exception) -> str | None:
     """The reason when `error` is a failed write to the workdir, else None."""
     if isinstance(error, OSError):
         return error.strerror if error.errno in _WRITE_ERRNOS else None
-    # The event writer's AsyncError wraps the OSError of its thread: read the whole chain.
-    chain, cause = [], error
-    while cause is not None and len(chain) < 8:
-        chain.append(str(cause))
-        cause = cause.__cause__ or cause.__context__
-    text = " ".join(chain)
-    for errno_code in _WRITE_ERRNOS:
-        if os.strerror(errno_code) in text:
-            return os.strerror(errno_code)
-    return f"writing TensorBoard events failed: {text.splitlines()[0][:200]}"
+    # The event writer's AsyncError carries the OSError of its thread as its cause (TF's
+    # writer once hid it in message text; ours does not).
+    cause = error.__cause__
+    if isinstance(cause, OSError) and cause.errno in _WRITE_ERRNOS:
+        return cause.strerror
+    return f"writing TensorBoard events failed: {str(cause or error).splitlines()[0][:200]}"
 
 
 def num_train_steps(config, steps_per_epoch: int) -> int:
