@@ -17,7 +17,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, TINY_FLAGS, tiny_config
+from conftest import ROOT, TINY_FLAGS, tiny_config, xla_flags
 
 from gan_jax import distributed
 from gan_jax.training import checkpoint as ckpt_lib
@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 def _env(devices: int, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in DISTRIBUTED_ENV}
-    env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **extra)
+    env.update(XLA_FLAGS=xla_flags(devices), **extra)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

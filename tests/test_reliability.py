@@ -22,7 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, tiny_config, xla_flags
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -60,7 +60,7 @@ def env(tmp_path_factory):
     e = dict(os.environ, PYTHONUNBUFFERED="1", JAX_COMPILATION_CACHE_DIR=cache)
     e.update(JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     e.update(JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-    e.pop("XLA_FLAGS", None)
+    e["XLA_FLAGS"] = xla_flags()  # one device
     e.pop("GAN_JAX_VERBOSE", None)
     return e
 

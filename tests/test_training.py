@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, tiny_config, xla_flags
 
 from gan_jax import losses
 from gan_jax.training import state as state_lib
@@ -84,7 +84,7 @@ def _params_file(workdir):
 
 def _run_in_subprocess(workdir, devices, num_steps, extra=()):
     """Trains the tiny config in a fresh process with `devices` CPU devices."""
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    env = dict(os.environ, XLA_FLAGS=xla_flags(devices))
     code = (
         "import sys, numpy as np, jax; sys.path.insert(0, 'tests');"
         "from conftest import tiny_config;"
