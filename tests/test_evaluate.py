@@ -113,8 +113,9 @@ def test_evaluate_folders(folders):
     from gan_jax.evaluation import inception, scoring
 
     extractor = inception.InceptionFeatures()
-    same = scoring.evaluate_folders(real, real, extractor, batch_size=N, fid_method="eigh")
-    assert abs(same["fid"]) < 1e-2
+    # By default ('auto'), 8 against 8 features take the exact SVD form, and say so.
+    same = scoring.evaluate_folders(real, real, extractor, batch_size=N)
+    assert abs(same["fid"]) < 1e-6 and same["protocol"]["fid_method"] == "svd"
     assert same["precision"] == same["recall"] == 1.0
 
 
@@ -156,6 +157,7 @@ def test_training_keeps_the_best_fid_checkpoint(trained):
     assert best["step"] == lowest["step"] and best["fid"] == lowest["fid"]
     assert best["protocol"]["preprocessing"] == "pytorch-fid"
     assert best["protocol"]["num_fake"] == N and best["protocol"]["num_real"] == N
+    assert best["protocol"]["fid_method"] == "svd"  # 8 x 8 features: the exact SVD form
     steps = sorted(int(d) for d in os.listdir(workdir / "checkpoints_best") if d.isdigit())
     assert steps == [best["step"]]
     assert sampling.load_generator(str(workdir), "best").step == best["step"]

@@ -305,6 +305,38 @@ def test_fid_known_values():
     )
 
 
+def test_fid_from_features_by_svd_is_exact_and_auto_picks_it_for_small_sets():
+    rng = np.random.default_rng(1)
+    dim = 32
+    for n1, n2 in ((6, 9), (40, 50)):  # fewer, then more samples than dimensions
+        a = rng.normal(size=(n1, dim))
+        b = rng.normal(size=(n2, dim)) * 1.5 + 0.2
+        svd = metrics.fid_from_features(a, b, method="svd")
+        for method in ("eigh", "sqrtm"):
+            assert svd == pytest.approx(metrics.fid_from_features(a, b, method=method), rel=1e-6)
+        assert abs(metrics.fid_from_features(a, a, method="svd")) < 1e-9
+    # 'auto': the SVD where n1 * n2 <= dim^2, else the fallback; a set known only by its
+    # statistics (None) cannot use it.
+    assert metrics.fid_method_for("auto", 6, 9, dim, "sqrtm") == "svd"
+    assert metrics.fid_method_for("auto", 32, 32, dim, "sqrtm") == "svd"
+    assert metrics.fid_method_for("auto", 40, 50, dim, "eigh") == "eigh"
+    assert metrics.fid_method_for("auto", None, 9, dim, "sqrtm") == "sqrtm"
+    assert metrics.fid_method_for("eigh", 6, 9, dim, "sqrtm") == "eigh"
+    with pytest.raises(ValueError, match="fid method must be one of"):
+        metrics.fid_method_for("fast", 6, 9, dim, "sqrtm")
+    with pytest.raises(ValueError, match="different dimensions"):
+        metrics.fid_from_features(a, b[:, :8], method="svd")
+    # compute_metrics says which method it used; statistics alone cannot take the SVD.
+    real, fake = rng.normal(size=(6, dim)), rng.normal(size=(9, dim))
+    out = metrics.compute_metrics(real, fake, kid_subsets=2)
+    assert out["fid_method"] == "svd"
+    assert out["fid"] == pytest.approx(metrics.fid_from_features(real, fake, method="eigh"))
+    stats_only = metrics.ReferenceStats(*metrics.compute_statistics(real), {}, None)
+    assert metrics.compute_metrics(None, fake, reference=stats_only)["fid_method"] == "sqrtm"
+    with pytest.raises(ValueError, match="needs the real features"):
+        metrics.compute_metrics(None, fake, reference=stats_only, fid_method="svd")
+
+
 def test_kid_known_values():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 32))

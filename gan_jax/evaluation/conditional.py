@@ -326,7 +326,7 @@ def _fid(real: np.ndarray, fake: np.ndarray, method: str, notes: list[str], labe
     try:
         return metrics_lib.fid_from_features(real, fake, method=method)
     except ValueError as e:
-        if method != "sqrtm" or "imaginary" not in str(e):
+        if method not in ("sqrtm", "auto") or "imaginary" not in str(e):
             raise
     # As in scoring.score: too few samples per class for the feature dimension make the
     # product singular; the symmetric form stays defined.
@@ -346,7 +346,7 @@ def intra_class_fid(
     max_real_per_class: int = 0,
     classes=None,
     kid: bool = True,
-    fid_method: str = "sqrtm",
+    fid_method: str = "auto",
     batch_size: int = 50,
 ) -> dict[str, Any]:
     """FID and KID between each class's generated and real images, and their means.
@@ -363,7 +363,7 @@ def intra_class_fid(
       max_real_per_class: real images used per class at most (0: all).
       classes: the classes to score (default all; a subset bounds the cost on many classes).
       kid: also compute KID per class.
-      fid_method: 'sqrtm' or 'eigh' (see `metrics.frechet_distance`).
+      fid_method: 'auto', 'svd', 'sqrtm' or 'eigh' (see `metrics.fid_from_features`).
       batch_size: images per extractor call.
 
     Returns:
@@ -390,6 +390,7 @@ def intra_class_fid(
     notes: list[str] = []
     fids: dict[int, float] = {}
     kids: dict[int, float] = {}
+    used: set[str] = set()  # the FID method each class's sizes led 'auto' to
     for c, fake in _generate_classes(
         generate,
         num_classes,
@@ -404,7 +405,9 @@ def intra_class_fid(
             real = real[:max_real_per_class]
         real_f = _features(extractor, real, batch_size)
         fake_f = _features(extractor, fake, batch_size)
+        dim = real_f.shape[-1]
         fids[c] = _fid(real_f, fake_f, fid_method, notes, c)
+        used.add(metrics_lib.fid_method_for(fid_method, len(real_f), len(fake_f), dim, "sqrtm"))
         if kid:
             kids[c], _ = metrics_lib.kernel_inception_distance(
                 real_f, fake_f, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=seed
@@ -426,7 +429,7 @@ def intra_class_fid(
             "per_class": int(per_class),
             "max_real_per_class": int(max_real_per_class),
             "latent_seed": int(seed),
-            "fid_method": fid_method,
+            "fid_method": "/".join(sorted(used)),
             "kid": {
                 "kernel": "(x.y/d+1)^3",
                 "subsets": KID_SUBSETS,

@@ -5,7 +5,10 @@ float64 is what the reference implementations use for the Frechet distance.
 
 * FID: Frechet distance between Gaussians fitted to the two feature sets, computed the way
   pytorch-fid computes it (``scipy.linalg.sqrtm`` of ``sigma1 @ sigma2``, a small diagonal
-  offset if that is not finite, the real part when the imaginary part is negligible).
+  offset if that is not finite, the real part when the imaginary part is negligible), or,
+  when both feature sets are at hand and small next to the feature dimension, exactly from
+  the features (method 'svd', see `fid_from_features`): the usual case of an evaluation of a
+  few hundred or thousand images, where it takes milliseconds instead of seconds.
 * KID: unbiased MMD^2 with the polynomial kernel ``(x.y / d + 1) ** 3``, averaged over random
   subsets (100 subsets of 1000 by default, smaller when a set is smaller), like
   torch-fidelity and clean-fid.
@@ -109,10 +112,59 @@ def frechet_distance(
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
 
-def fid_from_features(features1: np.ndarray, features2: np.ndarray, **kwargs) -> float:
-    """FID between two feature sets; kwargs go to `frechet_distance`."""
+FID_METHODS = ("auto", "svd", "sqrtm", "eigh")
+
+
+def fid_method_for(method: str, n1: int | None, n2: int | None, dim: int, otherwise: str) -> str:
+    """The method 'auto' stands for: 'svd' when both feature sets are at hand (sizes n1, n2;
+    None for a set known only by its statistics) and the product n1 * n2 is at most dim^2
+    (the SVD's input then costs no more than one dim x dim product), else `otherwise`.
+    Other methods are returned as they are."""
+    if method not in FID_METHODS:
+        raise ValueError(f"fid method must be one of {FID_METHODS}, got {method!r}")
+    if method != "auto":
+        return method
+    small = n1 is not None and n2 is not None and n1 * n2 <= dim * dim
+    return "svd" if small else otherwise
+
+
+def _fid_svd(features1: np.ndarray, features2: np.ndarray) -> float:
+    # With centred features A [n1, d] and B [n2, d], sigma1 = A'A / (n1 - 1) and
+    # sigma2 = B'B / (n2 - 1). The nonzero eigenvalues of sigma1 sigma2 are those of
+    # (A B')(A B')' / ((n1 - 1)(n2 - 1)), so tr sqrt(sigma1 sigma2) is the sum of the singular
+    # values of A B' / sqrt((n1 - 1)(n2 - 1)): an exact identity on an [n1, n2] matrix.
+    a = np.asarray(features1, np.float64)
+    b = np.asarray(features2, np.float64)
+    for f in (a, b):
+        if f.ndim != 2 or f.shape[0] < 2:
+            raise ValueError(f"need [N >= 2, D] features, got shape {f.shape}")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError("the two Gaussians have different dimensions")
+    mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
+    a, b = a - mu1, b - mu2
+    n1, n2 = a.shape[0] - 1, b.shape[0] - 1
+    singular = np.linalg.svd((a @ b.T) / np.sqrt(n1 * n2), compute_uv=False)
+    diff = mu1 - mu2
+    return float(diff @ diff + (a * a).sum() / n1 + (b * b).sum() / n2 - 2.0 * singular.sum())
+
+
+def fid_from_features(
+    features1: np.ndarray, features2: np.ndarray, *, method: str = "auto", **kwargs
+) -> float:
+    """FID between two feature sets [N1, D] and [N2, D].
+
+    `method`: 'svd' computes the trace term exactly from the features (see `_fid_svd`), in
+    milliseconds where N1 * N2 <= D^2 (d = 2048: 8 against 8 images, 0.001 s; eigh 3 s,
+    sqrtm 27 s on a 2-core CPU; equal to 2e-7 relative); 'sqrtm' and 'eigh' fit the two
+    Gaussians and go to `frechet_distance` (kwargs too); 'auto' is 'svd' where that is cheap
+    (`fid_method_for`), else 'sqrtm'.
+    """
+    n1, n2, dim = len(features1), len(features2), np.shape(features1)[-1]
+    method = fid_method_for(method, n1, n2, dim, otherwise="sqrtm")
+    if method == "svd":
+        return _fid_svd(features1, features2)
     return frechet_distance(
-        *compute_statistics(features1), *compute_statistics(features2), **kwargs
+        *compute_statistics(features1), *compute_statistics(features2), method=method, **kwargs
     )
 
 
@@ -351,7 +403,7 @@ def compute_metrics(
     kid_subset_size: int = 1000,
     pr_k: int = 3,
     seed: int = 0,
-    fid_method: str = "sqrtm",
+    fid_method: str = "auto",
 ) -> dict[str, Any]:
     """FID, KID, precision/recall and Inception Score of fakes against reals.
 
@@ -364,11 +416,12 @@ def compute_metrics(
       kid_subsets, kid_subset_size: KID subsets.
       pr_k: k for precision/recall.
       seed: KID subset draws.
-      fid_method: 'sqrtm' or 'eigh' (see `frechet_distance`).
+      fid_method: 'sqrtm' or 'eigh' (see `frechet_distance`), 'svd' (both feature sets
+        needed: `fid_from_features`) or 'auto' ('svd' where it is cheap, else 'sqrtm').
 
     Returns:
       Dict with 'fid', 'kid', 'kid_std', 'precision', 'recall', 'is', 'is_std' (None where not
-      computable) and 'notes' (why something is None).
+      computable), 'fid_method' (the method used) and 'notes' (why something is None).
     """
     notes = []
     if real_features is not None:
@@ -380,10 +433,17 @@ def compute_metrics(
             notes.append("reference statistics saved without features: no KID, precision, recall")
     else:
         raise ValueError("give real_features or reference")
+    n_real = None if real is None else len(real)
+    method = fid_method_for(fid_method, n_real, len(fake_features), len(mu_r), "sqrtm")
+    if method == "svd":
+        if real is None:
+            raise ValueError("fid method 'svd' needs the real features, not only statistics")
+        fid = fid_from_features(real, fake_features, method="svd")
+    else:
+        fid = frechet_distance(mu_r, sigma_r, *compute_statistics(fake_features), method=method)
     out: dict[str, Any] = {
-        "fid": frechet_distance(
-            mu_r, sigma_r, *compute_statistics(fake_features), method=fid_method
-        ),
+        "fid": fid,
+        "fid_method": method,
         "kid": None,
         "kid_std": None,
         "precision": None,

@@ -80,7 +80,7 @@ def score(
     *,
     reference: metrics_lib.ReferenceStats | None = None,
     fake_logits: np.ndarray | None = None,
-    fid_method: str = "sqrtm",
+    fid_method: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
     """FID (with `fid_method`), KID, precision/recall and IS of fakes against reals.
@@ -90,7 +90,9 @@ def score(
       fake_features: [N2, 2048].
       reference: saved reference statistics (used when real_features is None).
       fake_logits: classifier logits for the Inception Score, or None.
-      fid_method: 'sqrtm' (pytorch-fid's computation) or 'eigh' (same trace, faster).
+      fid_method: 'sqrtm' (pytorch-fid's computation), 'eigh' (same trace, faster), 'svd'
+        (exact from both feature sets, for sets smaller than the feature dimension) or 'auto'
+        ('svd' where it is cheap, else 'sqrtm'). The result's 'fid_method' is the one used.
       seed: KID subset draws.
 
     Returns:
@@ -109,7 +111,7 @@ def score(
             real_features, fake_features, fid_method=fid_method, **kwargs
         )
     except ValueError as e:
-        if fid_method != "sqrtm" or "imaginary" not in str(e):
+        if fid_method not in ("sqrtm", "auto") or "imaginary" not in str(e):
             raise
     # Fewer samples than feature dimensions make sqrtm's product singular; the symmetric form
     # stays well defined there.
@@ -143,7 +145,7 @@ def evaluate_generator(
     seed: int = 0,
     stats_dir: str | os.PathLike | None = None,
     reference: metrics_lib.ReferenceStats | None = None,
-    fid_method: str = "sqrtm",
+    fid_method: str = "auto",
     fake: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Samples a generator and scores it against its training set's reference statistics.
@@ -189,7 +191,7 @@ def evaluate_generator(
         None, fake_features, reference=reference, fake_logits=fake_logits, fid_method=fid_method
     )
     result["protocol"] = dict(
-        _network_protocol(extractor, fid_method),
+        _network_protocol(extractor, result["fid_method"]),
         num_fake=int(fake_features.shape[0]),
         num_real=int(reference.protocol.get("num_samples", 0)),
         fake=_fake_protocol(fake, seed),
@@ -209,7 +211,7 @@ def evaluate_folders(
     extractor,
     *,
     batch_size: int = 50,
-    fid_method: str = "sqrtm",
+    fid_method: str = "auto",
 ) -> dict[str, Any]:
     """Scores the images in folder `fake` against those in folder `real`.
 
@@ -231,7 +233,7 @@ def evaluate_folders(
     fake_features = reference_lib.folder_features(extractor, fake, batch_size=batch_size)
     result = score(real_features, fake_features, fid_method=fid_method)
     result["protocol"] = dict(
-        _network_protocol(extractor, fid_method),
+        _network_protocol(extractor, result["fid_method"]),
         num_fake=int(fake_features.shape[0]),
         num_real=int(real_features.shape[0]),
         fake={"folder": os.path.abspath(fake)},
@@ -253,7 +255,7 @@ def evaluate_conditional(
     seed: int = 0,
     batch_size: int = 50,
     stats_dir: str | os.PathLike | None = None,
-    fid_method: str = "sqrtm",
+    fid_method: str = "auto",
     fake: dict[str, Any] | None = None,
     write_cache: bool = True,
 ) -> dict[str, dict[str, Any]]:
