@@ -322,16 +322,20 @@ def _features(extractor, images: np.ndarray, batch_size: int) -> np.ndarray:
     return np.asarray(extractor(images))
 
 
-def _fid(real: np.ndarray, fake: np.ndarray, method: str, notes: list[str], label: int) -> float:
+def _fid(
+    real: np.ndarray, fake: np.ndarray, method: str, notes: list[str], label: int
+) -> tuple[float, str]:
+    """(FID, the method that computed it)."""
+    used = metrics_lib.fid_method_for(method, len(real), len(fake), real.shape[-1], "sqrtm")
     try:
-        return metrics_lib.fid_from_features(real, fake, method=method)
+        return metrics_lib.fid_from_features(real, fake, method=used), used
     except ValueError as e:
-        if method not in ("sqrtm", "auto") or "imaginary" not in str(e):
+        if used != "sqrtm" or "imaginary" not in str(e):
             raise
     # As in scoring.score: too few samples per class for the feature dimension make the
     # product singular; the symmetric form stays defined.
     notes.append(f"class {label}: sqrtm failed (too few samples), FID computed by eigh")
-    return metrics_lib.fid_from_features(real, fake, method="eigh")
+    return metrics_lib.fid_from_features(real, fake, method="eigh"), "eigh"
 
 
 def intra_class_fid(
@@ -390,7 +394,7 @@ def intra_class_fid(
     notes: list[str] = []
     fids: dict[int, float] = {}
     kids: dict[int, float] = {}
-    used: set[str] = set()  # the FID method each class's sizes led 'auto' to
+    used: set[str] = set()  # the FID methods the classes' sizes led to
     for c, fake in _generate_classes(
         generate,
         num_classes,
@@ -405,9 +409,8 @@ def intra_class_fid(
             real = real[:max_real_per_class]
         real_f = _features(extractor, real, batch_size)
         fake_f = _features(extractor, fake, batch_size)
-        dim = real_f.shape[-1]
-        fids[c] = _fid(real_f, fake_f, fid_method, notes, c)
-        used.add(metrics_lib.fid_method_for(fid_method, len(real_f), len(fake_f), dim, "sqrtm"))
+        fids[c], method = _fid(real_f, fake_f, fid_method, notes, c)
+        used.add(method)
         if kid:
             kids[c], _ = metrics_lib.kernel_inception_distance(
                 real_f, fake_f, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=seed
