@@ -12,11 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, assert_devices_agree, cg_config, device_pair
+from conftest import ROOT, StopAfterThirdStep, assert_devices_agree, cg_config, device_pair
 from PIL import Image
 from test_pix2pix import _leaves, _rgb_folder
 from test_reliability import _poison, _restore_all
-from test_zoo import _StopAfterThirdStep
 
 from gan_jax import input as input_lib
 from gan_jax import objectives
@@ -45,9 +44,10 @@ def test_history_pool_fills_then_swaps_half_and_loses_nothing():
     assert int(count) == 3 and float(pool[2, 0]) == 3.0 and float(shown[0, 0]) == 3.0
     assert float(shown[1, 0]) in (4.0, *np.asarray(pool[:, 0]).tolist())
     swaps = 0
+    query = jax.jit(query_pool)  # as the train step runs it; op by op, 200 calls take ~15 s
     for step in range(200):
         new = jnp.arange(10 + 4 * step, 14 + 4 * step, dtype=jnp.float32)[:, None]
-        shown, after, count = query_pool(pool, count, new, jax.random.PRNGKey(step + 2))
+        shown, after, count = query(pool, count, new, jax.random.PRNGKey(step + 2))
         # Full: every image is either shown or kept, never lost or duplicated.
         assert _multiset(after) + _multiset(shown) == _multiset(pool) + _multiset(new)
         swaps += int(np.sum(np.asarray(shown) != np.asarray(new)))  # a swap shows another
@@ -201,7 +201,7 @@ def test_resumed_run_is_bit_identical_with_its_histories(tmp_path, monkeypatch):
     straight = train_and_evaluate(config, str(tmp_path / "straight"))
     workdir = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:
-        patch.setattr(loop, "_StopSignal", _StopAfterThirdStep)
+        patch.setattr(loop, "_StopSignal", StopAfterThirdStep)
         assert int(train_and_evaluate(config, workdir).step) == 3
     resumed = train_and_evaluate(config, workdir)
     assert int(resumed.extra["pool_a_n"]) == 4  # the history filled and came back

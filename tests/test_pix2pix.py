@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import (
     ROOT,
+    StopAfterThirdStep,
     assert_clean_failure,
     assert_devices_agree,
     cg_config,
@@ -22,7 +23,6 @@ from conftest import (
 )
 from PIL import Image
 from test_reliability import _poison, _restore_all
-from test_zoo import _StopAfterThirdStep
 
 from gan_jax import input as input_lib
 from gan_jax.configs import pix2pix as pix2pix_config
@@ -263,7 +263,7 @@ def test_resumed_run_is_bit_identical(task, tmp_path, monkeypatch):
     straight = train_and_evaluate(config, str(tmp_path / "straight"))
     workdir = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:
-        patch.setattr(loop, "_StopSignal", _StopAfterThirdStep)
+        patch.setattr(loop, "_StopSignal", StopAfterThirdStep)
         assert int(train_and_evaluate(config, workdir).step) == 3
     resumed = train_and_evaluate(config, workdir)
     for x, y in zip(_leaves(straight), _leaves(resumed), strict=True):
