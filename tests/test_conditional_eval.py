@@ -19,6 +19,9 @@ from gan_jax.errors import DataError, SamplingError
 from gan_jax.evaluation import classifier as classifier_lib
 from gan_jax.evaluation import conditional, metrics
 
+# These tests run the networks more than they compile them (see the fixture).
+pytestmark = pytest.mark.usefixtures("full_optimisation")
+
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist_uint8.npz"
 # Small enough for ~10 s of training on 2 shared cores, large enough for > 93% on MNIST.
 STEPS, BATCH = 200, 32

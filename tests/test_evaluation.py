@@ -18,6 +18,9 @@ import pytest
 from gan_jax.evaluation import inception, metrics
 from gan_jax.evaluation import weights as weights_lib
 
+# These tests run the networks more than they compile them (see the fixture).
+pytestmark = pytest.mark.usefixtures("full_optimisation")
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CIFAR = DATA / "cifar10_32_jpg.zip"
 ANIME = DATA / "anime_faces_64.zip"
