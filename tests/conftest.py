@@ -308,29 +308,49 @@ def cg_config(preset: str | None = None, **overrides):
     return _override(c, overrides)
 
 
-# argv: output prefix, number of steps. The setup code is inserted at SETUP.
-_DEVICE_PAIR = """
+def run_steps(c, batch, devices, steps: int):
+    """`steps` train steps of config `c` on a mesh of `devices`, each fed `batch`, from the
+    state a run of `c` starts from (key 0). It takes the training loop's own programs for
+    (c, mesh): after a test has trained `c` in this process, they are neither traced nor
+    compiled again.
+
+    Returns:
+      (state, metrics of the last step), on the host.
+    """
+    import jax  # noqa: PLC0415
+
+    from gan_jax.training import loop  # noqa: PLC0415
+    from gan_jax.training import step as step_lib  # noqa: PLC0415
+
+    programs = loop._programs(c, step_lib.make_mesh(devices))
+    state = programs.init(jax.random.PRNGKey(0))
+    step = programs.train_step(int(c.num_steps))
+    for _ in range(steps):
+        state, metrics = step(state, batch)
+    return jax.device_get(state), jax.device_get(metrics)
+
+
+# argv: output file, number of steps. The setup code is inserted at SETUP.
+_EIGHT_DEVICES = """
 import sys, numpy as np, jax
 sys.path.insert(0, 'tests')
-from gan_jax.training import state as state_lib, step as step_lib
+from conftest import run_steps
 SETUP
 assert len(jax.devices()) == 8, jax.devices()  # else the 8-device run would be a 1-device one
-init = jax.jit(lambda k: state_lib.create_state(c, k))  # eager init: ~20 s more
-for n in (1, 8):
-    s = init(jax.random.PRNGKey(0))
-    step = step_lib.jit_train_step(c, step_lib.make_mesh(jax.devices()[:n]))
-    for _ in range(int(sys.argv[2])):
-        s, m = step(s, batch)
-    out = f'{sys.argv[1]}.{n}'
-    np.savez(out, *[np.asarray(v) for v in jax.tree.leaves(jax.device_get(s))])
-    np.savez(out + '.metrics.npz', **{k: np.asarray(v) for k, v in jax.device_get(m).items()})
+s, m = run_steps(c, batch, jax.devices(), int(sys.argv[2]))
+np.savez(sys.argv[1], *[np.asarray(v) for v in jax.tree.leaves(s)])
+np.savez(sys.argv[1] + '.metrics.npz', **{k: np.asarray(v) for k, v in m.items()})
 """
 
 
 def device_pair(setup: str, tmp_path, steps: int = 1):
-    """The same training steps on a mesh of 1 device and of 8, in one subprocess with 8 host
-    CPU devices (one start-up and one state-init compile for both). `setup` is Python that
-    defines the config `c` and the step's `batch`; every step is fed that batch.
+    """The same training steps on a mesh of 1 device, here, and of 8, in a subprocess with 8
+    host CPU devices. `setup` is Python (with `jax` and `np` imported) that defines the
+    config `c` and the step's `batch`; every step is fed that batch.
+
+    The 1-device side runs in this process because a compile cannot be shared across device
+    counts (the device count is part of XLA's cache key): here it reuses the programs of a
+    test that trained `c` before it, where the subprocess would compile them again.
 
     Returns:
       (leaves on 1 device, its metrics, leaves on 8 devices, their metrics): leaves in tree
@@ -338,20 +358,27 @@ def device_pair(setup: str, tmp_path, steps: int = 1):
     """
     import subprocess  # noqa: PLC0415
 
+    import jax  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    out = str(tmp_path / "state")
-    code = _DEVICE_PAIR.replace("SETUP", setup)
+    out = str(tmp_path / "state8.npz")
     env = dict(os.environ, XLA_FLAGS=xla_flags(8))
-    cmd = [sys.executable, "-c", code, out, str(steps)]
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, timeout=900)
-    results = []
-    for n in (1, 8):
-        with np.load(f"{out}.{n}.npz") as f:
-            results.append([f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))])
-        with np.load(f"{out}.{n}.metrics.npz") as f:
-            results.append(dict(f))
-    return tuple(results)
+    cmd = [sys.executable, "-c", _EIGHT_DEVICES.replace("SETUP", setup), out, str(steps)]
+    eight = subprocess.Popen(cmd, cwd=ROOT, env=env)  # runs beside the 1-device side
+    try:
+        scope = {"jax": jax, "np": np}
+        exec(setup, scope)  # noqa: S102
+        state, metrics = run_steps(scope["c"], scope["batch"], jax.devices()[:1], steps)
+        one = [np.asarray(v) for v in jax.tree.leaves(state)]
+        m1 = {k: np.asarray(v) for k, v in metrics.items()}
+        assert eight.wait(timeout=900) == 0, "the 8-device run failed (its stderr is above)"
+    finally:
+        eight.kill()
+    with np.load(out) as f:
+        leaves = [f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))]
+    with np.load(out + ".metrics.npz") as f:
+        m8 = dict(f)
+    return one, m1, leaves, m8
 
 
 def assert_devices_agree(one, m1, eight, m8, lr: float | None = None):

@@ -178,9 +178,22 @@ def test_constant_then_linear_schedule():
     np.testing.assert_allclose(steps[5:], [2e-4 * (1 - k / 5) for k in range(5)], rtol=1e-3)
 
 
+def test_resumed_run_is_bit_identical_with_its_histories(tmp_path, monkeypatch):
+    config = cg_config(num_steps=6, checkpoint_every=100)
+    straight = train_and_evaluate(config, str(tmp_path / "straight"))
+    workdir = str(tmp_path / "resumed")
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "_StopSignal", StopAfterThirdStep)
+        assert int(train_and_evaluate(config, workdir).step) == 3
+    resumed = train_and_evaluate(config, workdir)
+    assert int(resumed.extra["pool_a_n"]) == 4  # the history filled and came back
+    for x, y in zip(_leaves(straight), _leaves(resumed), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 _DEVICE_SETUP = """
 from conftest import cg_config
-c = cg_config()
+c = cg_config(num_steps=6, checkpoint_every=100)  # the resume test's: its programs
 k = jax.random.split(jax.random.PRNGKey(1))
 a = jax.random.uniform(k[0], (1, 8, 32, 32, 1), minval=-1.0, maxval=1.0)
 b = jax.random.uniform(k[1], (1, 8, 32, 32, 1), minval=-1.0, maxval=1.0)
@@ -194,19 +207,6 @@ def test_one_device_and_eight_devices_end_equal(tmp_path):
     one, m1, eight, m8 = device_pair(_DEVICE_SETUP, tmp_path, steps=2)
     assert {"cycle", "identity", "g_adv", "d_a", "d_b"} <= m1.keys()
     assert_devices_agree(one, m1, eight, m8)  # the histories' counts exactly
-
-
-def test_resumed_run_is_bit_identical_with_its_histories(tmp_path, monkeypatch):
-    config = cg_config(num_steps=6, checkpoint_every=100)
-    straight = train_and_evaluate(config, str(tmp_path / "straight"))
-    workdir = str(tmp_path / "resumed")
-    with monkeypatch.context() as patch:
-        patch.setattr(loop, "_StopSignal", StopAfterThirdStep)
-        assert int(train_and_evaluate(config, workdir).step) == 3
-    resumed = train_and_evaluate(config, workdir)
-    assert int(resumed.extra["pool_a_n"]) == 4  # the history filled and came back
-    for x, y in zip(_leaves(straight), _leaves(resumed), strict=True):
-        np.testing.assert_array_equal(x, y)
 
 
 def test_nan_never_reaches_a_checkpoint(tmp_path, monkeypatch):
