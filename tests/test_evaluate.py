@@ -704,3 +704,26 @@ def test_conditional_metric_errors(tmp_path, folders):
             args,
             out.stderr[-2000:],
         )
+
+
+def test_evaluate_py_flag_choices_equal_the_librarys():
+    """evaluate.py spells its flags' choices out (so that --help does not import JAX); they
+    must stay the library's own. Read from the source: importing it would define its flags."""
+    import ast  # noqa: PLC0415
+
+    from gan_jax.evaluation import inception, metrics, scoring  # noqa: PLC0415
+
+    path = os.path.join(ROOT, "gan_jax", "commands", "evaluate.py")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    literals = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Tuple)
+        and all(isinstance(e, ast.Constant) for e in node.value.elts)
+    }
+    assert literals["FID_METHODS"] == metrics.FID_METHODS
+    assert literals["PREPROCESSINGS"] == inception.PREPROCESSINGS
+    assert literals["CONDITIONAL_METRICS"] == scoring.CONDITIONAL_METRICS
