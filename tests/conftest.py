@@ -242,6 +242,22 @@ class StopAfterThirdStep:
         return "SIGTERM" if self.checks >= 3 else None
 
 
+def straight_and_preempted(config, tmp_path, monkeypatch):
+    """Runs `config` straight through, and again preempted during step 3 then resumed.
+
+    Returns:
+      (the straight run's final state, the resumed run's final state, the resumed workdir).
+    """
+    from gan_jax.training import loop, train_and_evaluate  # noqa: PLC0415
+
+    straight = train_and_evaluate(config, str(tmp_path / "straight"))
+    workdir = str(tmp_path / "resumed")
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "_StopSignal", StopAfterThirdStep)
+        assert int(train_and_evaluate(config, workdir).step) == 3
+    return straight, train_and_evaluate(config, workdir), workdir
+
+
 def assert_clean_failure(out, *words):
     """A command line failed with one `error:` line containing `words` and no traceback."""
     assert out.returncode != 0, out.stderr

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, StopAfterThirdStep, assert_devices_agree, cg_config, device_pair
+from conftest import ROOT, assert_devices_agree, cg_config, device_pair, straight_and_preempted
 from PIL import Image
 from test_pix2pix import _leaves, _rgb_folder
 from test_reliability import _poison, _restore_all
@@ -180,12 +180,7 @@ def test_constant_then_linear_schedule():
 
 def test_resumed_run_is_bit_identical_with_its_histories(tmp_path, monkeypatch):
     config = cg_config(num_steps=6, checkpoint_every=100)
-    straight = train_and_evaluate(config, str(tmp_path / "straight"))
-    workdir = str(tmp_path / "resumed")
-    with monkeypatch.context() as patch:
-        patch.setattr(loop, "_StopSignal", StopAfterThirdStep)
-        assert int(train_and_evaluate(config, workdir).step) == 3
-    resumed = train_and_evaluate(config, workdir)
+    straight, resumed, _ = straight_and_preempted(config, tmp_path, monkeypatch)
     assert int(resumed.extra["pool_a_n"]) == 4  # the history filled and came back
     for x, y in zip(_leaves(straight), _leaves(resumed), strict=True):
         np.testing.assert_array_equal(x, y)

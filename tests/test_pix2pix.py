@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from conftest import (
     ROOT,
-    StopAfterThirdStep,
     assert_clean_failure,
     assert_devices_agree,
     cg_config,
     device_pair,
     p2p_config,
+    straight_and_preempted,
     tiny_config,
 )
 from PIL import Image
@@ -251,12 +251,7 @@ def test_resumed_run_is_bit_identical(task, tmp_path, monkeypatch):
     # blocks; the relativistic loss, whose G step draws a second D key).
     overrides = {"inpaint": {}, "sr4": SR, "esrgan": ESR}[task]
     config = p2p_config(**_RESUME_RUN, **overrides)
-    straight = train_and_evaluate(config, str(tmp_path / "straight"))
-    workdir = str(tmp_path / "resumed")
-    with monkeypatch.context() as patch:
-        patch.setattr(loop, "_StopSignal", StopAfterThirdStep)
-        assert int(train_and_evaluate(config, workdir).step) == 3
-    resumed = train_and_evaluate(config, workdir)
+    straight, resumed, workdir = straight_and_preempted(config, tmp_path, monkeypatch)
     for x, y in zip(_leaves(straight), _leaves(resumed), strict=True):
         np.testing.assert_array_equal(x, y)
     # The sample grid: rows of (input, output, target) of validation examples.
