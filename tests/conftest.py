@@ -216,9 +216,9 @@ def fast_compile():
 @pytest.fixture(scope="module")
 def full_optimisation():
     """Full XLA optimisation for a module whose tests compute more than they compile (the
-    Inception network, classifiers trained for hundreds of steps): test_evaluation ran in 33 s
-    instead of 45 and test_conditional_eval in 30 instead of 49, while the tiny models'
-    modules compile up to 6x slower with it (test_pix2pix_models: 176 s instead of 29)."""
+    Inception network, classifiers trained for hundreds of steps): the two such modules took
+    75 s together instead of 94-102 (alternated runs), while the tiny models' modules compile
+    up to 6x slower with it (test_pix2pix_models: 176 s instead of 29, one run each)."""
     yield from _optimisations(False)
 
 
