@@ -324,6 +324,14 @@ def cg_config(preset: str | None = None, **overrides):
     return _override(c, overrides)
 
 
+def leaves(tree) -> list:
+    """A pytree's leaves as host NumPy arrays, in tree order (for exact or close comparisons)."""
+    import jax  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
 def run_steps(c, batch, devices, steps: int):
     """`steps` train steps of config `c` on a mesh of `devices`, each fed `batch`, from the
     state a run of `c` starts from (key 0). It takes the training loop's own programs for
@@ -338,7 +346,7 @@ def run_steps(c, batch, devices, steps: int):
     from gan_jax.training import loop  # noqa: PLC0415
     from gan_jax.training import step as step_lib  # noqa: PLC0415
 
-    programs = loop._programs(c, step_lib.make_mesh(devices))
+    programs = loop.programs(c, step_lib.make_mesh(devices))
     state = programs.init(jax.random.PRNGKey(0))
     step = programs.train_step(int(c.num_steps))
     for _ in range(steps):

@@ -12,9 +12,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, assert_devices_agree, cg_config, device_pair, straight_and_preempted
+from conftest import (
+    ROOT,
+    assert_devices_agree,
+    cg_config,
+    device_pair,
+    leaves,
+    straight_and_preempted,
+)
 from PIL import Image
-from test_pix2pix import _leaves, _rgb_folder
+from test_pix2pix import _rgb_folder
 from test_reliability import _poison, _restore_all
 
 from gan_jax import input as input_lib
@@ -182,7 +189,7 @@ def test_resumed_run_is_bit_identical_with_its_histories(tmp_path, monkeypatch):
     config = cg_config(num_steps=6, checkpoint_every=100)
     straight, resumed, _ = straight_and_preempted(config, tmp_path, monkeypatch)
     assert int(resumed.extra["pool_a_n"]) == 4  # the history filled and came back
-    for x, y in zip(_leaves(straight), _leaves(resumed), strict=True):
+    for x, y in zip(leaves(straight), leaves(resumed), strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -211,8 +218,8 @@ def test_nan_never_reaches_a_checkpoint(tmp_path, monkeypatch):
         train_and_evaluate(cg_config(num_steps=6), workdir)
     restored = _restore_all(workdir)
     assert max(restored) == 2
-    for leaves in restored.values():
-        assert all(np.isfinite(x).all() for x in leaves if x.dtype.kind == "f")
+    for arrays in restored.values():
+        assert all(np.isfinite(x).all() for x in arrays if x.dtype.kind == "f")
 
 
 def test_evaluate_and_translate_a_known_answer_run(tmp_path):

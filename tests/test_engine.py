@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import tiny_config
+from conftest import leaves, tiny_config
 from PIL import Image
 
 from gan_jax import objectives, sampling
@@ -20,10 +20,6 @@ from gan_jax.training import checkpoint as ckpt_lib
 from gan_jax.training import loop, train_and_evaluate
 from gan_jax.training import state as state_lib
 from gan_jax.training import step as step_lib
-
-
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
 
 
 def _batch(config, seed=0, labels=None):
@@ -245,11 +241,11 @@ def test_first_layout_checkpoints_still_load_and_resume(tmp_path):
     restored = checkpointer.restore(target)
     checkpointer.close()
     assert int(restored.step) == 3
-    for a, b in zip(_leaves(old.g_params), _leaves(restored.g.params)):
+    for a, b in zip(leaves(old.g_params), leaves(restored.g.params)):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(_leaves(old.d_batch_stats), _leaves(restored.d.variables["batch_stats"])):
+    for a, b in zip(leaves(old.d_batch_stats), leaves(restored.d.variables["batch_stats"])):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(_leaves(old.g_opt_state), _leaves(restored.g.opt_state)):
+    for a, b in zip(leaves(old.g_opt_state), leaves(restored.g.opt_state)):
         np.testing.assert_array_equal(a, b)
     # And training resumes from it, writing the new layout.
     final = train_and_evaluate(config, workdir)
@@ -286,7 +282,7 @@ def test_standing_statistics_are_the_batch_statistics_of_the_sampled_weights():
     # Parameters and other collections are untouched; the statistics averaged over batches.
     assert jax.tree.all(jax.tree.map(jnp.array_equal, standing["params"], variables["params"]))
     two = objective.standing_statistics(variables, key, num_batches=2, batch_size=128)
-    for a, b in zip(_leaves(two["batch_stats"]), _leaves(standing["batch_stats"])):
+    for a, b in zip(leaves(two["batch_stats"]), leaves(standing["batch_stats"])):
         np.testing.assert_allclose(a, b, rtol=0.2, atol=0.05)
 
 

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config, zoo_config
+from conftest import ROOT, leaves, tiny_config, zoo_config
 from PIL import Image
 
 from gan_jax.evaluation import weights as weights_lib
@@ -235,21 +235,13 @@ def test_evaluate_workdir_against_a_folder_equals_scoring_its_saved_samples(
     stats = handle.variables["batch_stats"]
     assert any(
         not np.allclose(a, b)
-        for a, b in zip(
-            jax_leaves(stats), jax_leaves(running.variables["batch_stats"]), strict=True
-        )
+        for a, b in zip(leaves(stats), leaves(running.variables["batch_stats"]), strict=True)
     )
     images = np.concatenate(list(sampling.generate(handle, N, seed=0, batch_size=N)))
     saved = _write_folder(tmp_path / "samples", list(images))
     extractor = inception.InceptionFeatures()
     folder_fid = scoring.evaluate_folders(real, saved, extractor, batch_size=N)
     assert _fid_from_stdout(out.stdout) == pytest.approx(folder_fid["fid"], abs=1e-3)
-
-
-def jax_leaves(tree):
-    import jax
-
-    return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
 def test_held_out_folder_statistics_are_cached_by_their_files(folders, tmp_path, monkeypatch):

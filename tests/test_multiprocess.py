@@ -17,7 +17,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, TINY_FLAGS, tiny_config, xla_flags
+from conftest import ROOT, TINY_FLAGS, leaves, tiny_config, xla_flags
 
 from gan_jax import distributed
 from gan_jax.training import checkpoint as ckpt_lib
@@ -106,10 +106,6 @@ def _restore(workdir, config):
         ckpt.close()
 
 
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
-
-
 def test_two_processes_equal_one_process_and_resume_on_one_device(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     procs = _launch_two(two, tmp_path, steps=4)
@@ -129,9 +125,9 @@ def test_two_processes_equal_one_process_and_resume_on_one_device(tmp_path):
     config = tiny_config(num_steps=4)
     a, b = _restore(two, config), _restore(one, config)
     assert int(a.step) == int(b.step) == 4
-    diffs = [float(np.max(np.abs(x - y), initial=0.0)) for x, y in zip(_leaves(a), _leaves(b))]
+    diffs = [float(np.max(np.abs(x - y), initial=0.0)) for x, y in zip(leaves(a), leaves(b))]
     print(f"max |2 processes x 2 devices - 1 process x 4 devices| = {max(diffs):.3g}")
-    for x, y in zip(_leaves(a), _leaves(b)):
+    for x, y in zip(leaves(a), leaves(b)):
         np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
 
     # Resume the two-process checkpoint here: one process, one device, two more steps.
@@ -139,11 +135,9 @@ def test_two_processes_equal_one_process_and_resume_on_one_device(tmp_path):
     resumed = train_and_evaluate(tiny_config(num_steps=6), str(two))
     assert int(resumed.step) == 6
     assert ckpt_lib.Checkpointer(str(two), read_only=True).all_steps()[-1] == 6
-    moved = [
-        not np.array_equal(x, y) for x, y in zip(_leaves(a.g_params), _leaves(resumed.g_params))
-    ]
+    moved = [not np.array_equal(x, y) for x, y in zip(leaves(a.g_params), leaves(resumed.g_params))]
     assert any(moved)
-    assert all(np.isfinite(x).all() for x in _leaves(resumed))
+    assert all(np.isfinite(x).all() for x in leaves(resumed))
 
 
 def test_killed_peer_stops_the_other_process(tmp_path):

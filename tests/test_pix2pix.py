@@ -17,6 +17,7 @@ from conftest import (
     assert_devices_agree,
     cg_config,
     device_pair,
+    leaves,
     p2p_config,
     straight_and_preempted,
     tiny_config,
@@ -35,10 +36,6 @@ from gan_jax.training import loop, train_and_evaluate, validation
 SR = {"data.task": "sr4", "model.generator": "srresnet", "model.norm": "none"}
 # ESRGAN's choices: RRDB blocks and the relativistic average loss.
 ESR = {**SR, "model.sr_block": "rrdb", "model.sr_growth": 4, "loss.name": "relativistic_average"}
-
-
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
 
 
 def _rgb_folder(root, n=48, size=32, seed=0):
@@ -252,7 +249,7 @@ def test_resumed_run_is_bit_identical(task, tmp_path, monkeypatch):
     overrides = {"inpaint": {}, "sr4": SR, "esrgan": ESR}[task]
     config = p2p_config(**_RESUME_RUN, **overrides)
     straight, resumed, workdir = straight_and_preempted(config, tmp_path, monkeypatch)
-    for x, y in zip(_leaves(straight), _leaves(resumed), strict=True):
+    for x, y in zip(leaves(straight), leaves(resumed), strict=True):
         np.testing.assert_array_equal(x, y)
     # The sample grid: rows of (input, output, target) of validation examples.
     grid = np.asarray(Image.open(os.path.join(workdir, "samples", "step_00000006.png")))
@@ -279,8 +276,8 @@ def test_nan_never_reaches_a_checkpoint(tmp_path, monkeypatch):
         train_and_evaluate(p2p_config(num_steps=6), workdir)
     restored = _restore_all(workdir)
     assert max(restored) == 2
-    for leaves in restored.values():
-        assert all(np.isfinite(x).all() for x in leaves if x.dtype.kind == "f")
+    for arrays in restored.values():
+        assert all(np.isfinite(x).all() for x in arrays if x.dtype.kind == "f")
 
 
 def test_l1_only_training_reduces_l1_and_init_from_starts_from_its_generator(tmp_path):
@@ -299,7 +296,7 @@ def test_l1_only_training_reduces_l1_and_init_from_starts_from_its_generator(tmp
     gan = p2p_config(num_steps=1, checkpoint_every=1, init_from=l1_run, **SR)
     gan.loss.adv = 0.01
     started = jax.device_get(loop._init_from(l1_run, _fresh_state(gan)))
-    for x, y in zip(_leaves(trained.g.params), _leaves(started.g.params), strict=True):
+    for x, y in zip(leaves(trained.g.params), leaves(started.g.params), strict=True):
         np.testing.assert_array_equal(x, y)
     assert int(started.step) == 0  # a new run: its own counters, optimisers and D
 

@@ -13,7 +13,7 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, assert_clean_failure, tiny_config
+from conftest import ROOT, assert_clean_failure, leaves, tiny_config
 from PIL import Image
 
 from gan_jax import sampling
@@ -85,13 +85,9 @@ def test_ema_and_raw_weights_differ_and_both_load(workdir, handle):
     a = sampling.generate_array(handle, 4, seed=0)
     b = sampling.generate_array(raw, 4, seed=0)
     assert not np.array_equal(a, b)
-    ema_leaves = [np.asarray(x) for x in _leaves(handle.variables["params"])]
-    raw_leaves = [np.asarray(x) for x in _leaves(raw.variables["params"])]
+    ema_leaves = leaves(handle.variables["params"])
+    raw_leaves = leaves(raw.variables["params"])
     assert any(not np.array_equal(x, y) for x, y in zip(ema_leaves, raw_leaves))
-
-
-def _leaves(tree):
-    return jax.tree.leaves(tree)
 
 
 def test_load_a_given_step_and_missing_ones(workdir):

@@ -9,16 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config, xla_flags
+from conftest import ROOT, leaves, tiny_config, xla_flags
 
 from gan_jax import losses
 from gan_jax.training import state as state_lib
 from gan_jax.training import step as step_lib
 from gan_jax.training import train_and_evaluate
-
-
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
 
 
 def _batch(config, seed=0, nan=False):
@@ -46,7 +42,7 @@ def test_one_step_per_loss_updates_both_networks(loss):
     for name in ("g_params", "d_params", "ema_params"):
         changed = [
             not np.array_equal(a, b)
-            for a, b in zip(_leaves(getattr(before, name)), _leaves(getattr(new, name)))
+            for a, b in zip(leaves(getattr(before, name)), leaves(getattr(new, name)))
         ]
         assert all(changed), f"{name}: some leaves did not move"
     assert (metrics.get("gp", 0) > 0) == (loss == "wasserstein_gp")
@@ -59,9 +55,9 @@ def test_ema_follows_the_decay_after_warmup(step, decay):
     config = tiny_config(ema_decay=0.9)
     state = state_lib.create_state(config, jax.random.PRNGKey(0))
     state = state.replace(step=jnp.asarray(step, jnp.int32))
-    old_g = _leaves(state.g_params)
+    old_g = leaves(state.g_params)
     new, _ = step_lib.jit_train_step(config, step_lib.make_mesh())(state, _batch(config))
-    for ema, old, now in zip(_leaves(new.ema_params), old_g, _leaves(new.g_params)):
+    for ema, old, now in zip(leaves(new.ema_params), old_g, leaves(new.g_params)):
         np.testing.assert_allclose(ema, decay * old + (1 - decay) * now, rtol=1e-5, atol=1e-7)
 
 
@@ -69,12 +65,12 @@ def test_ema_follows_the_decay_after_warmup(step, decay):
 def test_nan_batch_is_never_applied(mode):
     config = tiny_config(on_nonfinite=mode)
     state = state_lib.create_state(config, jax.random.PRNGKey(0))
-    before = _leaves(state.g_params) + _leaves(state.d_params)
+    before = leaves(state.g_params) + leaves(state.d_params)
     bad = _batch(config, nan=True)
     new, metrics = step_lib.jit_train_step(config, step_lib.make_mesh())(state, bad)
     assert float(metrics["nonfinite"]) == 1.0
     assert int(new.nonfinite_step) == 0 and int(new.skipped_updates) == 1
-    for a, b in zip(before, _leaves(new.g_params) + _leaves(new.d_params)):
+    for a, b in zip(before, leaves(new.g_params) + leaves(new.d_params)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -102,7 +98,7 @@ def _run_in_subprocess(workdir, devices, num_steps):
 
 def test_one_device_and_eight_devices_end_equal(tmp_path):
     assert jax.device_count() == 1  # this process: the 1-device run, no start-up of its own
-    one = _leaves(train_and_evaluate(tiny_config(num_steps=3, batch_size=8), str(tmp_path / "one")))
+    one = leaves(train_and_evaluate(tiny_config(num_steps=3, batch_size=8), str(tmp_path / "one")))
     eight = _run_in_subprocess(str(tmp_path / "eight"), 8, 3)
     assert len(one) == len(eight)
     for a, b in zip(one, eight):
@@ -115,7 +111,7 @@ def test_resumed_run_is_bit_identical(tmp_path):
     train_and_evaluate(tiny_config(num_steps=3, checkpoint_every=3), workdir)
     resumed = train_and_evaluate(tiny_config(num_steps=6, checkpoint_every=3), workdir)
     assert int(resumed.step) == 6
-    for a, b in zip(_leaves(straight), _leaves(resumed)):
+    for a, b in zip(leaves(straight), leaves(resumed)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -139,15 +135,15 @@ def test_runs_of_one_config_in_one_process_trace_the_step_once(tmp_path, monkeyp
     assert len(traces) == 1
     again = train_and_evaluate(tiny_config(num_steps=4), str(tmp_path / "b"))  # an equal config
     assert len(traces) == 1
-    for a, b in zip(_leaves(first), _leaves(again)):
+    for a, b in zip(leaves(first), leaves(again)):
         np.testing.assert_array_equal(a, b)
     config.optim.g_lr = lr * 5  # the caller changes its config: a new program for the new one
     changed = train_and_evaluate(config, str(tmp_path / "c"))
     assert traces == [lr, lr * 5]
-    assert not np.array_equal(_leaves(first.g.params)[0], _leaves(changed.g.params)[0])
+    assert not np.array_equal(leaves(first.g.params)[0], leaves(changed.g.params)[0])
     third = train_and_evaluate(tiny_config(num_steps=4), str(tmp_path / "d"))  # kept as it was
     assert len(traces) == 2
-    for a, b in zip(_leaves(first), _leaves(third)):
+    for a, b in zip(leaves(first), leaves(third)):
         np.testing.assert_array_equal(a, b)
     # Dropped on request (a notebook freeing memory): the next run compiles again.
     from gan_jax import training  # noqa: PLC0415

@@ -6,20 +6,15 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
-from conftest import ROOT, ZOO, assert_devices_agree, device_pair, zoo_config
+from conftest import ROOT, ZOO, assert_devices_agree, device_pair, leaves, zoo_config
 from PIL import Image
 from test_reliability import _poison, _restore_all
 
 from gan_jax.training import loop, train_and_evaluate
 
 NEW_MODELS = [name for name in ZOO if name != "dcgan"]
-
-
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
 
 
 # One config per model for the run stopped by a NaN, the straight run it must end equal to and
@@ -47,11 +42,11 @@ def test_nan_is_never_checkpointed_and_the_resumed_run_is_bit_identical(
             train_and_evaluate(config, workdir)
     restored = _restore_all(workdir)
     assert max(restored) == (bad - 1) // 2 * 2, sorted(restored)  # the last good checkpoint
-    for leaves in restored.values():
-        assert all(np.isfinite(x).all() for x in leaves if x.dtype.kind == "f")
+    for arrays in restored.values():
+        assert all(np.isfinite(x).all() for x in arrays if x.dtype.kind == "f")
     resumed = train_and_evaluate(config, workdir)
     assert int(resumed.step) == 6
-    a, b = _leaves(straight), _leaves(resumed)
+    a, b = leaves(straight), leaves(resumed)
     assert len(a) == len(b)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)

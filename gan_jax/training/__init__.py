@@ -6,11 +6,11 @@ but not the loop, which pulls in TensorFlow (about 10 s of imports on a small CP
 
 
 def __getattr__(name):
-    if name in ("train_and_evaluate", "clear_compiled"):
+    if name in ("train_and_evaluate", "clear_compiled", "programs"):
         from gan_jax.training import loop  # noqa: PLC0415
 
         return getattr(loop, name)
     raise AttributeError(f"module 'gan_jax.training' has no attribute {name!r}")
 
 
-__all__ = ["clear_compiled", "train_and_evaluate"]  # noqa: F822 (provided lazily by __getattr__)
+__all__ = ["clear_compiled", "programs", "train_and_evaluate"]  # noqa: F822 (provided lazily by __getattr__)

@@ -218,7 +218,7 @@ def train_and_evaluate(config, workdir: str, *, progress: str = "auto") -> state
 
 
 @dataclasses.dataclass
-class _Programs:
+class Programs:
     """The jitted functions of one (config, mesh): the objective, state init, sampling, and the
     train step per run length. Equal configs on an equal mesh reuse them, so a run resumed in
     the same process (a notebook cell run again, a retry) skips tracing and compiling."""
@@ -243,7 +243,14 @@ _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _PROGRAMS_KEPT = 2  # configs whose compiled programs stay in memory (least recently used go)
 
 
-def _programs(config, mesh) -> _Programs:
+def programs(config, mesh) -> Programs:
+    """The jitted init, sample and train-step functions `train_and_evaluate` runs for `config`
+    on `mesh`, compiled once and kept for the last configs used (`clear_compiled` drops them).
+
+    A notebook or a test that steps a model by hand takes these to share the loop's compiles:
+    `p = programs(config, mesh); state = p.init(key); state, metrics = p.train_step(n)(state,
+    batch)`, where n is the run's total steps (the learning-rate schedule's length).
+    """
     key = (
         config.to_json(sort_keys=True),
         tuple(int(d.id) for d in mesh.devices.flat),
@@ -268,7 +275,7 @@ def _programs(config, mesh) -> _Programs:
             lambda variables, z, y: objective.run_G(variables, z, y, train=False)[0],
             out_shardings=replicated,  # every process holds the whole grid
         )
-    programs = _Programs(
+    kept = Programs(
         config=config,
         mesh=mesh,
         objective=objective,
@@ -276,10 +283,10 @@ def _programs(config, mesh) -> _Programs:
         sample_fn=sample_fn,
         sampling_variables=state_lib.sampling_variables_fn(config, objective),
     )
-    _PROGRAMS[key] = programs
+    _PROGRAMS[key] = kept
     while len(_PROGRAMS) > _PROGRAMS_KEPT:
         _PROGRAMS.popitem(last=False)
-    return programs
+    return kept
 
 
 def clear_compiled() -> int:
@@ -312,9 +319,9 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
     checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.keep_checkpoints)
     # Missing feature weights fail here. Without data to size the schedule the step itself
     # is built below, once `total` is known.
-    programs = _programs(config, mesh)
-    objective = programs.objective
-    state = programs.init(jax.random.PRNGKey(config.seed))
+    compiled = programs(config, mesh)
+    objective = compiled.objective
+    state = compiled.init(jax.random.PRNGKey(config.seed))
     if checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
         logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
@@ -345,9 +352,9 @@ def _train(config, workdir, stop, is_chief, process_index, process_count, show_p
     writer = events.EventWriter(workdir) if is_chief else events.NullWriter()
     if start_step == 0:
         writer.write_hparams(_flatten(config.to_dict()))
-    train_step = programs.train_step(total)
+    train_step = compiled.train_step(total)
     batch_sharding = step_lib.batch_shardings(mesh, objective.batch_keys)
-    sample_fn, sampling_variables = programs.sample_fn, programs.sampling_variables
+    sample_fn, sampling_variables = compiled.sample_fn, compiled.sampling_variables
     preview = None
     if "source" in objective.batch_keys:  # image-to-image: validation inputs, not latents
         preview = objective.preview(config, dataset)
