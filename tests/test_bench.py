@@ -192,3 +192,59 @@ def _run_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# ----------------------------------------------------------------------------------------------
+# bench/split_folder.py: the README's held-out splits are reproducible and disjoint.
+
+
+def _split_module():
+    spec = importlib.util.spec_from_file_location(
+        "split_folder", os.path.join(BENCH, "split_folder.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_split_folder_is_seeded_disjoint_and_reads_zips(tmp_path, capsys):
+    import zipfile  # noqa: PLC0415
+
+    split = _split_module()
+    src = tmp_path / "faces"
+    (src / "sub").mkdir(parents=True)
+    for i in range(12):
+        folder = src / "sub" if i % 3 == 0 else src
+        (folder / f"{i:02d}.png").write_bytes(bytes([i]) * (i + 1))
+    (src / "notes.txt").write_text("not an image")
+    with zipfile.ZipFile(tmp_path / "faces.zip", "w") as z:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                z.write(p, f"faces/{p.relative_to(src)}")
+
+    outs = {}
+    for kind in ("folder", "zip"):
+        path = src if kind == "folder" else tmp_path / "faces.zip"
+        out = tmp_path / kind
+        args = [f"--src={path}", "--heldout=4", "--seed=3", f"--train_out={out}/train"]
+        args += [f"--heldout_out={out}/held", "--few=5", f"--few_out={out}/few"]
+        assert split.main(args) == 0
+        outs[kind] = {d: sorted(os.listdir(out / d)) for d in ("train", "held", "few")}
+        assert "8 training images" in capsys.readouterr().out
+    assert outs["folder"] == outs["zip"]  # the split depends on the names, not the container
+    train, held, few = outs["zip"]["train"], outs["zip"]["held"], outs["zip"]["few"]
+    assert len(held) == 4 and not set(train) & set(held)
+    assert sorted(train + held) == [f"{i:02d}.png" for i in range(12)]
+    by_path = [os.path.basename(n) for n in split.list_images(str(src))]
+    assert few == sorted([n for n in by_path if n not in held][:5])  # the first N by path
+    assert (tmp_path / "zip" / "held" / held[0]).read_bytes() == bytes([int(held[0][:2])]) * (
+        int(held[0][:2]) + 1
+    )  # copied byte for byte
+    other = split.split(split.list_images(str(src)), 4, seed=4)[1]
+    assert sorted(os.path.basename(n) for n in other) != held  # the seed matters
+
+    assert split.main([f"--src={tmp_path / 'nope'}", "--heldout=1", "--train_out=a",
+                       "--heldout_out=b"]) == 2  # fmt: skip
+    assert split.main([f"--src={src}", "--heldout=12", "--train_out=a", "--heldout_out=b"]) == 2
+    err = capsys.readouterr().err
+    assert "neither a folder nor a .zip" in err and "--heldout=12 must be between 1 and 11" in err
