@@ -296,3 +296,58 @@ def test_sample_py_broken_workdirs_fail_cleanly(workdir, tmp_path):
     assert_clean_failure(results["edited"], "does not match")
     for folder in (empty, edited):
         assert not os.path.exists(folder / "generated")  # nothing half-written
+
+
+def test_bench_nearest_tells_copies_from_new_images(workdir, tmp_path, capsys):
+    """bench/nearest.py: samples saved as the 'training folder' are found at distance 0 and
+    drawn beside themselves; the distance itself is checked on images with known values."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location(
+        "nearest", os.path.join(ROOT, "bench", "nearest.py")
+    )
+    nearest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nearest)
+
+    black, white = np.zeros((1, 4, 4, 3), np.uint8), np.full((1, 4, 4, 3), 255, np.uint8)
+    grey = np.full((1, 4, 4, 3), 51, np.uint8)  # 0.2 from black, 0.8 from white
+    d, i = nearest.nearest(np.concatenate([grey, white]), np.concatenate([white, black]), k=2)
+    np.testing.assert_allclose(d, [[0.2, 0.8], [0.0, 1.0]], atol=1e-6)
+    np.testing.assert_array_equal(i, [[1, 0], [0, 1]])
+
+    handle = sampling.load_generator(workdir)
+    fakes = sampling.generate_array(handle, 6, seed=0)  # what nearest.py draws with --seed=0
+    others = sampling.generate_array(handle, 4, seed=99)
+    for folder, batch in (("train", fakes), ("held", others)):
+        (tmp_path / folder).mkdir()
+        for n, x in enumerate(batch):
+            Image.fromarray(x[..., 0] if x.shape[-1] == 1 else x).save(
+                tmp_path / folder / f"{n}.png"
+            )
+    out, js = tmp_path / "nn.png", tmp_path / "nn.json"
+    args = [
+        f"--workdir={workdir}",
+        f"--real={tmp_path / 'train'}",
+        f"--heldout={tmp_path / 'held'}",
+    ]
+    args += ["--num=6", "--show=3", "--k=2", f"--out={out}", f"--json={js}"]
+    assert nearest.main(args) == 0
+    result = json.loads(js.read_text())
+    assert result["samples_median"] == 0.0 and result["ratio"] == 0.0  # every sample is a copy
+    assert result["heldout_median"] > 0 and result["closer_than_any_heldout"] == 1.0
+    assert (result["train_images"], result["heldout_images"], result["step"]) == (6, 4, handle.step)
+    assert "ratio 0.00" in capsys.readouterr().out
+    grid = np.asarray(Image.open(out))
+    grid = grid if grid.ndim == 3 else grid[..., None]
+    h, w = fakes.shape[1:3]
+    assert grid.shape[:2] == (3 * (h + 2) + 2, 3 * (w + 2) + 2)  # samples + 2 neighbour rows
+
+    def tile(r, c):
+        return grid[2 + r * (h + 2) :][:h, 2 + c * (w + 2) :][:, :w]
+
+    for c in range(3):  # each sample, and below it its nearest training image: itself
+        np.testing.assert_array_equal(tile(0, c), fakes[c])
+        np.testing.assert_array_equal(tile(1, c), fakes[c])
+
+    assert nearest.main([f"--workdir={workdir}", f"--real={tmp_path / 'nope'}"]) == 2
+    assert "'" + str(tmp_path / "nope") + "' is not a folder of images" in capsys.readouterr().err
