@@ -334,7 +334,7 @@ def test_bench_nearest_tells_copies_from_new_images(workdir, tmp_path, capsys):
     assert nearest.main(args) == 0
     result = json.loads(js.read_text())
     assert result["samples_median"] == 0.0 and result["ratio"] == 0.0  # every sample is a copy
-    assert result["heldout_median"] > 0 and result["closer_than_any_heldout"] == 1.0
+    assert result["heldout_median"] > 0 and result["closer_than_heldout_p5"] == 1.0
     assert (result["train_images"], result["heldout_images"], result["step"]) == (6, 4, handle.step)
     assert "ratio 0.00" in capsys.readouterr().out
     grid = np.asarray(Image.open(out))
