@@ -72,12 +72,20 @@ def main(argv=None) -> int:
     p.add_argument("--show", type=int, default=8, help="samples in the picture")
     p.add_argument("--k", type=int, default=3, help="neighbours per sample in the picture")
     p.add_argument("--out", default=None, help="the picture (PNG)")
+    p.add_argument("--scale", type=int, default=1, help="pixel repeat of the picture")
     p.add_argument("--json", default=None, help="the figures as JSON")
     args = p.parse_args(argv)
+
+    from absl import logging  # noqa: PLC0415
 
     from gan_jax import config_lib, images, sampling  # noqa: PLC0415
     from gan_jax.errors import CheckpointError, ConfigError  # noqa: PLC0415
     from gan_jax.evaluation import reference  # noqa: PLC0415
+    from gan_jax.logs import quiet_checkpoint_reads, quiet_library_logs  # noqa: PLC0415
+
+    logging.use_absl_handler()  # what absl's app.run does for sample.py, so that its filters
+    quiet_library_logs()  # apply: no orbax notices about a checkpoint it only reads
+    quiet_checkpoint_reads()
 
     try:
         if args.num < 1 or args.k < 1 or not 0 <= args.show <= args.num:
@@ -129,7 +137,8 @@ def main(argv=None) -> int:
             json.dump(result, f, indent=2)
     if args.out and args.show:
         rows = [fakes[: args.show]] + [train[i_fake[: args.show, j]] for j in range(k)]
-        images.save_png(images.make_grid(np.concatenate(rows), cols=args.show), args.out)
+        grid = images.make_grid(np.concatenate(rows), cols=args.show)
+        images.save_png(sampling.upscale(grid, args.scale), args.out)
         print(f"wrote {args.out}: samples (top) above their {k} nearest training images")
     return 0
 
