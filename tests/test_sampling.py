@@ -351,3 +351,14 @@ def test_bench_nearest_tells_copies_from_new_images(workdir, tmp_path, capsys):
 
     assert nearest.main([f"--workdir={workdir}", f"--real={tmp_path / 'nope'}"]) == 2
     assert "'" + str(tmp_path / "nope") + "' is not a folder of images" in capsys.readouterr().err
+
+
+def test_loading_a_run_logs_no_warnings(workdir, caplog):
+    """A notebook has no absl filters: loading a run must not print orbax's notices (the
+    standalone metadata reader logged "Metadata file does not exist" twice per load)."""
+    import logging  # noqa: PLC0415
+
+    with caplog.at_level(logging.INFO):
+        handle = sampling.load_generator(workdir)
+    assert handle.step > 0
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

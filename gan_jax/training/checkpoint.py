@@ -94,7 +94,12 @@ class Checkpointer:
             read_only=read_only,
             cleanup_tmp_directories=not read_only,
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        # The handler named up front lets the manager read a step's tree metadata itself; a
+        # standalone reader of the item folder logged "Metadata file does not exist" twice
+        # per load (the step's metadata file sits one level up).
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
+        )
         if not read_only:
             _quiet_closed_loop_callbacks()
         self._failed = False
@@ -153,18 +158,18 @@ class Checkpointer:
                 f"(model or data shape changed?): {str(e).splitlines()[0][:300]}"
             ) from None
 
+    def _tree_metadata(self, step: int):
+        """The saved tree's metadata (shapes, dtypes), or None when unreadable."""
+        try:
+            meta = self.manager.item_metadata(step)
+        except Exception:  # an unreadable or older layout: let orbax's restore decide
+            return None
+        return getattr(meta, "item_metadata", meta)
+
     def _saved_keys(self, step: int) -> set[str]:
         """Top-level keys of the saved tree, read from its metadata (empty if unreadable)."""
-        try:
-            reader = ocp.StandardCheckpointer()
-            try:
-                meta = reader.metadata(os.path.join(self.directory, str(step), "default"))
-            finally:
-                reader.close()
-            meta = getattr(meta, "item_metadata", meta)
-            return set(meta.keys()) if hasattr(meta, "keys") else set()
-        except Exception:
-            return set()
+        meta = self._tree_metadata(step)
+        return set(meta.keys()) if hasattr(meta, "keys") else set()
 
     def _is_legacy(self, step: int) -> bool:
         return set(state_lib.LEGACY_KEYS) <= self._saved_keys(step)
@@ -183,20 +188,14 @@ class Checkpointer:
 
     def _shape_mismatch(self, step: int, abstract) -> str | None:
         """The first array whose saved shape differs from `abstract`'s, or None."""
-        try:
-            reader = ocp.StandardCheckpointer()
-            try:
-                meta = reader.metadata(os.path.join(self.directory, str(step), "default"))
-            finally:
-                reader.close()
-            meta = getattr(meta, "item_metadata", meta)
-            saved = {
-                _key(path): tuple(m.shape)
-                for path, m in jax.tree_util.tree_leaves_with_path(meta)
-                if hasattr(m, "shape")
-            }
-        except Exception:  # an unreadable or older layout: let orbax's restore decide
+        meta = self._tree_metadata(step)
+        if meta is None:
             return None
+        saved = {
+            _key(path): tuple(m.shape)
+            for path, m in jax.tree_util.tree_leaves_with_path(meta)
+            if hasattr(m, "shape")
+        }
         for path, x in jax.tree_util.tree_leaves_with_path(abstract):
             key = _key(path)
             if key in saved and saved[key] != tuple(x.shape):
