@@ -581,3 +581,10 @@ def test_project_and_sample_w_command_lines(tmp_path):
     np.savez(out / "noise.npz", np.zeros((1, 4, 4, 1), np.float32))
     bad = run("sample.py", f"--w={out / 'w.npy'}", f"--out={tmp_path / 'bad.png'}")
     assert_clean_failure(bad, "noise_maps must be 7 maps")
+    # --truncation=0 is psi 0, every w at the average: one image for every seed (it was read
+    # as "unset" and drew psi 1).
+    same = run("sample.py", "--truncation=0", "--label=3", "--num=3", "--mode=images",
+               f"--out={tmp_path / 'psi0'}")  # fmt: skip
+    assert same.returncode == 0, same.stderr[-3000:]
+    psi0 = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "psi0").glob("*.png"))]
+    assert len(psi0) == 3 and all(np.array_equal(x, psi0[0]) for x in psi0)

@@ -335,9 +335,8 @@ def _run(handle, sampling):
     num = FLAGS.num or (1 if video else 64)
     truncation = FLAGS.truncation
     if handle.is_style_based:  # truncation in w, and the noise inputs
-        handle = dataclasses.replace(
-            handle, psi=truncation or 1.0, noise_mode=FLAGS.noise_mode or "const"
-        )
+        psi = 1.0 if truncation is None else truncation  # 0 is the average w, not "unset"
+        handle = dataclasses.replace(handle, psi=psi, noise_mode=FLAGS.noise_mode or "const")
         truncation = None
     elif FLAGS.noise_mode or FLAGS.mode == "style_mix":
         what = "--noise_mode" if FLAGS.noise_mode else "--mode=style_mix"
