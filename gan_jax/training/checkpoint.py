@@ -135,10 +135,12 @@ class Checkpointer:
                 f"steps saved: {self.all_steps() or 'none'}"
             )
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        legacy = self._is_legacy(step)
+        meta = self._tree_metadata(step)  # read once for both checks below
+        saved_keys = set(meta.keys()) if hasattr(meta, "keys") else set()
+        legacy = set(state_lib.LEGACY_KEYS) <= saved_keys
         if legacy:
             abstract = self._legacy_target(step, abstract)
-        mismatch = self._shape_mismatch(step, abstract)
+        mismatch = self._shape_mismatch(meta, abstract)
         if mismatch:
             # Found from the metadata, before orbax starts a restore that would fail in its
             # worker threads (which then print tracebacks of their own while shutting down).
@@ -166,14 +168,6 @@ class Checkpointer:
             return None
         return getattr(meta, "item_metadata", meta)
 
-    def _saved_keys(self, step: int) -> set[str]:
-        """Top-level keys of the saved tree, read from its metadata (empty if unreadable)."""
-        meta = self._tree_metadata(step)
-        return set(meta.keys()) if hasattr(meta, "keys") else set()
-
-    def _is_legacy(self, step: int) -> bool:
-        return set(state_lib.LEGACY_KEYS) <= self._saved_keys(step)
-
     def _legacy_target(self, step: int, abstract):
         """The pre-redesign layout of `abstract`, or a clear error if it cannot hold it."""
         collections = set(abstract.g.variables) | set(abstract.d.variables)
@@ -186,9 +180,9 @@ class Checkpointer:
             )
         return state_lib.to_legacy(abstract)
 
-    def _shape_mismatch(self, step: int, abstract) -> str | None:
-        """The first array whose saved shape differs from `abstract`'s, or None."""
-        meta = self._tree_metadata(step)
+    @staticmethod
+    def _shape_mismatch(meta, abstract) -> str | None:
+        """The first array whose saved shape (in `meta`) differs from `abstract`'s, or None."""
         if meta is None:
             return None
         saved = {
