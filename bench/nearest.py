@@ -31,16 +31,21 @@ def nearest(queries: np.ndarray, refs: np.ndarray, k: int, chunk: int = 256):
 
     Both uint8 [N, H, W, C]; distances are RMS over pixels of images in [0, 1].
     """
-    r = refs.reshape(len(refs), -1).astype(np.float64) / 255.0
+    flat = refs.reshape(len(refs), -1)
+    # float32 for the ranking product halves the memory of a large folder (1 GB for 21k
+    # faces at 64 px instead of 2); the k candidates are then measured in float64.
+    r = flat.astype(np.float32) / 255.0
     r_sq = (r * r).sum(1)
     dists, idx = [], []
     for start in range(0, len(queries), chunk):
-        q = queries[start : start + chunk].reshape(-1, r.shape[1]).astype(np.float64) / 255.0
+        q8 = queries[start : start + chunk].reshape(-1, r.shape[1])
+        q = q8.astype(np.float32) / 255.0
         # Ranked by the expanded form (one matrix product), then measured exactly, so that
         # an image and its copy are at distance 0, not at the expansion's rounding error.
         d2 = (q * q).sum(1)[:, None] - 2.0 * q @ r.T + r_sq[None]
         order = np.argsort(d2, axis=1, kind="stable")[:, :k]
-        exact = np.sqrt(((q[:, None] - r[order]) ** 2).mean(-1))
+        diff = q8[:, None].astype(np.float64) - flat[order].astype(np.float64)
+        exact = np.sqrt((diff**2).mean(-1)) / 255.0
         resort = np.argsort(exact, axis=1, kind="stable")
         dists.append(np.take_along_axis(exact, resort, 1))
         idx.append(np.take_along_axis(order, resort, 1))
